@@ -1,0 +1,254 @@
+"""
+The REST API: routes, in Orthanc's shapes, on one klein application.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from klein import Klein
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+from twisted.web.static import File
+
+from twistedpacs import __version__
+from twistedpacs.config import Settings
+from twistedpacs.dicom.scan import InvalidInstanceError
+from twistedpacs.ingest import InstanceTooLargeError
+from twistedpacs.model import LEVELS, Level, StorageError, StorageFullError, StoreResult
+from twistedpacs.rest import resources
+from twistedpacs.rest.archive import store_archive
+from twistedpacs.rest.errors import RestError, error_body
+from twistedpacs.rest.producer import send_instance_file
+from twistedpacs.rest.upload import ZipSpool, finish_upload
+
+EXPLORER_DIRECTORY = os.path.join(os.path.dirname(os.path.dirname(__file__)), "explorer")
+_LEVEL_BY_NAME = {level.value: level for level in LEVELS}
+
+
+def json_response(request: IRequest, document: Any, status: int = 200) -> bytes:
+    request.setResponseCode(status)
+    request.setHeader(b"content-type", b"application/json; charset=utf-8")
+    return json.dumps(document, indent=2).encode("utf-8") + b"\n"
+
+
+def instance_answer(result: StoreResult) -> dict[str, str]:
+    ids = result.ids
+    return {
+        "ID": ids.instance,
+        "ParentPatient": ids.patient,
+        "ParentSeries": ids.series,
+        "ParentStudy": ids.study,
+        "Path": f"/instances/{ids.instance}",
+        "Status": result.status.value,
+    }
+
+
+class RestApi:
+    """
+    The klein application of the REST API and the Explorer's static files.
+    """
+
+    app = Klein()
+    log = Logger()
+
+    def __init__(self, store: Any, settings: Settings, reactor: Any) -> None:
+        self.store = store
+        self.settings = settings
+        self.reactor = reactor
+
+    # Errors
+
+    @app.handle_errors(RestError)
+    def handle_rest_error(self, request: IRequest, failure: Failure) -> bytes:
+        error = failure.value
+        return self._error(request, error)
+
+    @app.handle_errors(InvalidInstanceError)
+    def handle_invalid_instance(self, request: IRequest, failure: Failure) -> bytes:
+        error = failure.value
+        status = 413 if isinstance(error, InstanceTooLargeError) else 400
+        return self._error(
+            request, RestError(status, error.message, error.details, "BadFileFormat")
+        )
+
+    @app.handle_errors(StorageFullError)
+    def handle_storage_full(self, request: IRequest, failure: Failure) -> bytes:
+        return self._error(
+            request,
+            RestError(507, "The storage is full", str(failure.value), "FullStorage"),
+        )
+
+    @app.handle_errors(StorageError)
+    def handle_storage_error(self, request: IRequest, failure: Failure) -> bytes:
+        self.log.failure("Storage failed for {uri}", failure, uri=request.uri)
+        return self._error(
+            request,
+            RestError(507, "The storage failed", str(failure.value), "FullStorage"),
+        )
+
+    def _error(self, request: IRequest, error: RestError) -> bytes:
+        request.setResponseCode(error.status)
+        request.setHeader(b"content-type", b"application/json; charset=utf-8")
+        return error_body(error, request.method, request.uri)
+
+    # Upload
+
+    @app.route("/instances", methods=["POST"])
+    @inlineCallbacks
+    def post_instances(self, request: IRequest) -> Deferred[bytes]:
+        outcome = yield finish_upload(request.upload_body)
+        if isinstance(outcome, ZipSpool):
+            stored = yield store_archive(
+                outcome,
+                self.store,
+                request.provenance(),
+                self.reactor,
+                self.settings.maximum_instance_size,
+            )
+            answer = [instance_answer(result) for _, result in stored]
+            return json_response(request, answer)
+        self.log.debug(
+            "Stored instance {instance_id} ({status})",
+            instance_id=outcome.ids.instance,
+            status=outcome.status.value,
+        )
+        return json_response(request, instance_answer(outcome))
+
+    # Server
+
+    @app.route("/system", methods=["GET"])
+    def get_system(self, request: IRequest) -> bytes:
+        settings = self.settings
+        return json_response(
+            request,
+            {
+                "Name": settings.name,
+                "Version": __version__,
+                "ApiVersion": 1,
+                "DicomAet": settings.aet,
+                "DicomPort": settings.dicom_port,
+                "HttpPort": settings.http_port,
+                "StorageAreaPlugin": None,
+                "DatabaseBackendPlugin": None,
+                "DatabaseVersion": resources.database_version(self.store),
+                "IsHttpServerSecure": False,
+                "OverwriteInstances": settings.overwrite_instances,
+                "MaximumStorageSize": settings.maximum_storage_size // (1024 * 1024),
+                "CheckRevisions": False,
+            },
+        )
+
+    @app.route("/statistics", methods=["GET"])
+    def get_statistics(self, request: IRequest) -> bytes:
+        return json_response(request, self.store.statistics())
+
+    @app.route("/changes", methods=["GET"])
+    def get_changes(self, request: IRequest) -> bytes:
+        since = resources.integer_argument(request, b"since", 0)
+        limit = resources.integer_argument(request, b"limit", 100)
+        return json_response(request, self.store.changes(since, limit))
+
+    # Resources
+
+    @app.route("/<string:level_name>", methods=["GET"])
+    def list_resources(self, request: IRequest, level_name: str) -> bytes:
+        level = self._level(level_name)
+        return json_response(request, resources.list_level(self.store, level, request))
+
+    @app.route("/<string:level_name>/<string:resource_id>", methods=["GET"])
+    def get_resource(self, request: IRequest, level_name: str, resource_id: str) -> bytes:
+        level = self._level(level_name)
+        return json_response(
+            request, resources.resource_document(self.store, level, resource_id)
+        )
+
+    @app.route("/<string:level_name>/<string:resource_id>", methods=["DELETE"])
+    @inlineCallbacks
+    def delete_resource(
+        self, request: IRequest, level_name: str, resource_id: str
+    ) -> Deferred[bytes]:
+        level = self._level(level_name)
+        outcome = yield self.store.delete(level, resource_id)
+        if outcome is None:
+            raise resources.unknown_resource(level, resource_id)
+        self.log.info(
+            "Deleted {level} {resource_id}", level=level.value, resource_id=resource_id
+        )
+        return json_response(request, outcome)
+
+    @app.route("/instances/<string:instance_id>/file", methods=["GET"])
+    def get_instance_file(self, request: IRequest, instance_id: str) -> Any:
+        reader = self.store.open_reader(instance_id)
+        if reader is None:
+            raise resources.unknown_resource(Level.INSTANCE, instance_id)
+        return send_instance_file(request, reader, instance_id)
+
+    @app.route("/instances/<string:instance_id>/metadata", methods=["GET"])
+    def get_instance_metadata(self, request: IRequest, instance_id: str) -> bytes:
+        metadata = self.store.metadata(instance_id)
+        if metadata is None:
+            raise resources.unknown_resource(Level.INSTANCE, instance_id)
+        if b"expand" in request.args:
+            return json_response(request, metadata)
+        return json_response(request, sorted(metadata))
+
+    @app.route("/instances/<string:instance_id>/metadata/<string:name>", methods=["GET"])
+    def get_instance_metadata_item(
+        self, request: IRequest, instance_id: str, name: str
+    ) -> bytes:
+        metadata = self.store.metadata(instance_id)
+        if metadata is None:
+            raise resources.unknown_resource(Level.INSTANCE, instance_id)
+        if name not in metadata:
+            raise RestError(404, f"Unknown metadata {name}", "", "InexistentItem")
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return str(metadata[name]).encode("utf-8")
+
+    @app.route("/instances/<string:instance_id>/simplified-tags", methods=["GET"])
+    @inlineCallbacks
+    def get_simplified_tags(self, request: IRequest, instance_id: str) -> Deferred[bytes]:
+        document = yield resources.instance_tags(
+            self.store, self.reactor, instance_id, simplified=True
+        )
+        return json_response(request, document)
+
+    @app.route("/instances/<string:instance_id>/tags", methods=["GET"])
+    @inlineCallbacks
+    def get_tags(self, request: IRequest, instance_id: str) -> Deferred[bytes]:
+        simplified = b"simplify" in request.args
+        document = yield resources.instance_tags(
+            self.store, self.reactor, instance_id, simplified=simplified
+        )
+        return json_response(request, document)
+
+    @app.route("/<string:level_name>/<string:resource_id>/<string:child_level>", methods=["GET"])
+    def get_children(
+        self, request: IRequest, level_name: str, resource_id: str, child_level: str
+    ) -> bytes:
+        level = self._level(level_name)
+        return json_response(
+            request,
+            resources.descendants(self.store, level, resource_id, child_level, request),
+        )
+
+    # Explorer
+
+    @app.route("/", methods=["GET"])
+    def root(self, request: IRequest) -> bytes:
+        request.redirect(b"/app/explorer.html")
+        return b""
+
+    @app.route("/app/", branch=True)
+    def explorer(self, request: IRequest) -> File:
+        return File(EXPLORER_DIRECTORY)
+
+    def _level(self, name: str) -> Level:
+        level = _LEVEL_BY_NAME.get(name)
+        if level is None:
+            raise RestError(404, f"Unknown URI /{name}", "", "UnknownResource")
+        return level

@@ -1,0 +1,338 @@
+"""
+Streaming request bodies for C{POST /instances}.
+
+twisted.web normally collects a body in memory or a temporary file and parses
+C{multipart/form-data} whole before any resource sees it. L{UploadRequest}
+instead decides from the headers, in C{gotLength}, whether a body is accepted,
+and then streams it chunk by chunk into the ingest path (a DICOM instance) or
+into a spool file in the store's directory (a ZIP archive).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import IO, Any
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import Logger
+from twisted.web import http
+from twisted.web.server import Request, Site
+
+from twistedpacs.config import Settings
+from twistedpacs.ingest import IngestSession
+from twistedpacs.model import Provenance
+from twistedpacs.rest.errors import RestError, raw_error_response
+
+# Bodies of other routes are small JSON documents.
+MAXIMUM_OTHER_BODY = 1024 * 1024
+ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
+UPLOAD_PATHS = {b"/instances"}
+
+
+class _DiscardedContent:
+    """
+    A stand-in for C{Request.content} while the body streams elsewhere.
+    """
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def tell(self) -> int:
+        return 0
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return 0
+
+    def read(self, size: int = -1) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        pass
+
+
+class ZipSpool:
+    """
+    A ZIP body written to a temporary file inside the store's directory.
+
+    A ZIP archive's directory sits at its end, so the archive cannot be
+    read until the whole body is there.
+    """
+
+    def __init__(self, directory: str, maximum_size: int) -> None:
+        os.makedirs(directory, exist_ok=True)
+        self.file: IO[bytes] = tempfile.NamedTemporaryFile(
+            dir=directory, prefix="upload-", suffix=".zip", delete=False
+        )
+        self.path = self.file.name
+        self.size = 0
+        self.maximum_size = maximum_size
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.maximum_size and self.size > self.maximum_size:
+            raise RestError(
+                413,
+                "Request body too large",
+                f"the ZIP archive exceeds MaximumInstanceSize ({self.maximum_size} bytes)",
+            )
+        # NOTE: a spool write goes to the page cache on the reactor thread; the
+        # LMDB writes of the entries happen later on the writer thread.
+        self.file.write(data)
+
+    def close(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+
+    def remove(self) -> None:
+        self.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+class UploadBody:
+    """
+    The body of one C{POST /instances}, routed by its first bytes.
+
+    @ivar session: the ingest session of a DICOM body.
+    @ivar spool: the spool of a ZIP body.
+    @ivar error: the reason the body was rejected while it streamed.
+    """
+
+    def __init__(self, request: UploadRequest, store: Any, settings: Settings) -> None:
+        self._request = request
+        self._store = store
+        self._settings = settings
+        self._head = b""
+        self.size = 0
+        self.session: IngestSession | None = None
+        self.spool: ZipSpool | None = None
+        self.error: RestError | None = None
+        self.finished = False
+
+    def feed(self, data: bytes) -> None:
+        if self.error is not None or self.finished:
+            return
+        self.size += len(data)
+        if self.session is None and self.spool is None:
+            self._head += data
+            if len(self._head) < 4:
+                return
+            data, self._head = self._head, b""
+            self._choose_sink(data)
+        try:
+            if self.spool is not None:
+                self.spool.write(data)
+            elif self.session is not None:
+                self.session.feed(data)
+        except RestError as error:
+            self._reject(error)
+
+    def _choose_sink(self, head: bytes) -> None:
+        if head[:4] in ZIP_SIGNATURES:
+            directory = os.path.join(self._settings.storage_directory, "spool")
+            self.spool = ZipSpool(directory, self._settings.maximum_instance_size)
+            return
+        transport = self._request.channel.transport
+        self.session = IngestSession(
+            self._store,
+            self._request.provenance(),
+            pause=transport.pauseProducing,
+            resume=transport.resumeProducing,
+            maximum_size=self._settings.maximum_instance_size,
+        )
+
+    def _reject(self, error: RestError) -> None:
+        self.error = error
+        self.abort()
+
+    def finish_head(self) -> None:
+        """
+        Route a body shorter than a signature once it has fully arrived.
+        """
+        if self.session is None and self.spool is None and self._head:
+            head, self._head = self._head, b""
+            self._choose_sink(head)
+            if self.session is not None:
+                self.session.feed(head)
+            elif self.spool is not None:
+                self.spool.write(head)
+
+    def abort(self) -> None:
+        """
+        Drop whatever the body left behind: the transfer or the spool file.
+        """
+        if self.session is not None:
+            self.session.abort()
+        if self.spool is not None:
+            self.spool.remove()
+
+
+class UploadRequest(Request):
+    """
+    A request whose upload body streams into the store as it arrives.
+    """
+
+    log = Logger()
+
+    def __init__(self, channel: http.HTTPChannel, *args: Any, **kwargs: Any) -> None:
+        # Multipart bodies are rejected in gotLength rather than parsed whole.
+        kwargs["parsePOSTFormSubmission"] = False
+        super().__init__(channel, *args, **kwargs)
+        self.upload_body: UploadBody | None = None
+        self._rejected = False
+
+    @property
+    def _site(self) -> UploadSite:
+        return self.channel.site  # type: ignore[attr-defined, no-any-return]
+
+    def provenance(self) -> Provenance:
+        peer = self.getClientAddress()
+        return Provenance(
+            origin="RestApi",
+            remote_ip=getattr(peer, "host", ""),
+            http_username=(self.getUser() or b"").decode("utf-8", "replace"),
+        )
+
+    def gotLength(self, length: int | None) -> None:
+        method, path = self.method, self.path
+        settings = self._site.settings
+        if method == b"POST" and path in UPLOAD_PATHS:
+            error = self._check_upload_headers(length, settings)
+            if error is not None:
+                self._reject_before_body(error)
+                return
+            self.content = _DiscardedContent()  # type: ignore[assignment]
+            self.upload_body = UploadBody(self, self._site.store, settings)
+            return
+        if length is not None and length > MAXIMUM_OTHER_BODY:
+            self._reject_before_body(
+                RestError(
+                    413,
+                    "Request body too large",
+                    f"bodies of {method.decode('latin-1')} "
+                    f"{path.decode('latin-1')} are limited to {MAXIMUM_OTHER_BODY} bytes",
+                )
+            )
+            return
+        super().gotLength(length)
+
+    def _check_upload_headers(
+        self, length: int | None, settings: Settings
+    ) -> RestError | None:
+        content_type = self.getHeader(b"content-type") or b""
+        media_type = content_type.split(b";", 1)[0].strip().lower()
+        if media_type == b"multipart/form-data":
+            return RestError(
+                415,
+                "multipart/form-data is not accepted",
+                "send each file as the raw request body, for example "
+                "curl -X POST http://localhost:8042/instances --data-binary @file.dcm",
+            )
+        maximum = settings.maximum_instance_size
+        if maximum and length is not None and length > maximum:
+            return RestError(
+                413,
+                "Request body too large",
+                f"Content-Length {length} exceeds MaximumInstanceSize ({maximum} bytes)",
+            )
+        return None
+
+    def _reject_before_body(self, error: RestError) -> None:
+        """
+        Answer from the headers alone and close, without reading the body.
+
+        Removing C{Expect} keeps twisted.web from sending C{100 Continue}
+        after this returns, so a client waiting for it never sends the body.
+        """
+        self._rejected = True
+        self.requestHeaders.removeHeader(b"expect")
+        self.content = _DiscardedContent()  # type: ignore[assignment]
+        self.log.info(
+            "Rejected {method} {uri} before its body: {message}",
+            method=self.method,
+            uri=self.uri,
+            message=error.message,
+        )
+        transport = self.channel.transport
+        transport.write(raw_error_response(error, self.method, self.uri))
+        transport.loseConnection()
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self._rejected:
+            return
+        if self.upload_body is not None:
+            self.upload_body.feed(data)
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if self._rejected:
+            return
+        if self.upload_body is not None:
+            self.upload_body.finish_head()
+        super().requestReceived(command, path, version)
+
+    def connectionLost(self, reason: Any) -> None:
+        body = self.upload_body
+        if body is not None and not body.finished:
+            self.log.info(
+                "Upload {uri} cut off after {size} bytes; nothing stored",
+                uri=self.uri,
+                size=body.size,
+            )
+            body.abort()
+            body.finished = True
+        super().connectionLost(reason)
+
+
+class UploadChannel(http.HTTPChannel):
+    """
+    An HTTP channel that tells each request its method and path before the
+    body arrives, and turns Nagle's algorithm off.
+    """
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            set_no_delay(True)
+
+    def allHeadersReceived(self) -> None:
+        request = self.requests[-1]
+        request.method = self._command
+        request.uri = self._path
+        request.path = self._path.split(b"?", 1)[0]
+        super().allHeadersReceived()
+
+
+class UploadSite(Site):
+    """
+    A site whose requests stream upload bodies into C{store}.
+    """
+
+    protocol = UploadChannel  # type: ignore[assignment]
+    requestFactory = UploadRequest
+
+    def __init__(self, resource: Any, store: Any, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(resource, **kwargs)
+        self.store = store
+        self.settings = settings
+
+
+def finish_upload(body: UploadBody | None) -> Deferred[Any]:
+    """
+    Complete a streamed body: store its instance, or return its ZIP spool.
+    """
+    if body is None or body.size == 0:
+        return fail(RestError(400, "Empty request body", "POST /instances needs a DICOM file or a ZIP archive as its body", "BadFileFormat"))
+    body.finished = True
+    if body.error is not None:
+        return fail(body.error)
+    if body.spool is not None:
+        body.spool.close()
+        return succeed(body.spool)
+    assert body.session is not None
+    return body.session.finish()
