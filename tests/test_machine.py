@@ -471,7 +471,7 @@ class LifecycleTests(SynchronousTestCase):
     def test_acceptor_lifecycle(self) -> None:
         """
         An acceptor runs ARTIM until the A-ASSOCIATE-RQ, accepts, exchanges
-        data, answers the peer's release and returns to Sta1 on the close.
+        data, responds to the peer's release and returns to Sta1 on the close.
         """
         actions = RecordingActions()
         machine = AssociationMachine(actions)
@@ -583,7 +583,7 @@ class LifecycleTests(SynchronousTestCase):
 
     def test_release_collision_requestor(self) -> None:
         """
-        On a release collision the requestor indicates the release, answers
+        On a release collision the requestor indicates the release, responds
         first with an A-RELEASE-RP, then closes on the peer's A-RELEASE-RP.
         """
         machine, actions = machine_in(State.Sta6, requestor=True)
@@ -608,7 +608,7 @@ class LifecycleTests(SynchronousTestCase):
     def test_release_collision_acceptor(self) -> None:
         """
         On a release collision the acceptor waits for the requestor's
-        A-RELEASE-RP, confirms, then answers and waits in Sta13 for the close.
+        A-RELEASE-RP, confirms, then responds and waits in Sta13 for the close.
         """
         machine, actions = machine_in(State.Sta6, requestor=False)
         machine.release_request()
@@ -794,7 +794,7 @@ class AssociationRules(RuleBasedStateMachine):
         self.machine = AssociationMachine(self.actions)
 
     @rule(requestor_side=st.booleans())
-    def open(self, requestor_side: bool) -> None:
+    def start_association(self, requestor_side: bool) -> None:
         if requestor_side:
             self.machine.associate_request(RQ)
         else:

@@ -196,11 +196,11 @@ TRANSITIONS: dict[tuple[State, Event], tuple[str, State | None]] = _build_transi
 #: standard defines none. Every such event is local (a primitive from our own
 #: service user at the wrong time, or a transport or timer event that cannot
 #: occur in that state), or a PDU in a state without a transport connection.
-#: Each state takes the table's own reaction to a protocol error in that state:
-#: AA-8 while an association is being set up, in use or released, AA-1 in Sta2
-#: (as for an unexpected PDU), AA-6 (ignore) in Sta13, and AA-2 (abandon the
-#: connection attempt, as for an A-ABORT request) in Sta4. Sta1 has no
-#: connection to act on, so the event is dropped; this covers the transport
+#: Each state takes the table's own reaction to a protocol error there. That is
+#: AA-8 while an association is set up, in use or being released, and AA-1 in
+#: Sta2, as for an unexpected PDU. Sta13 ignores the event (AA-6), and Sta4
+#: abandons the connection attempt (AA-2, as for an A-ABORT request). Sta1 has
+#: no connection to act on, so it drops the event, which covers the transport
 #: closed indication that follows our own close.
 UNLISTED: dict[State, tuple[str, State]] = {
     State.Sta1: ("ignore", State.Sta1),
@@ -278,7 +278,7 @@ class IAssociationActions(Protocol):
 
     def associate_indication(self, rq: AAssociateRQ) -> None:
         """
-        Issue an A-ASSOCIATE indication. The user answers with
+        Issue an A-ASSOCIATE indication. The user responds with
         L{AssociationMachine.associate_response_accept} or
         L{AssociationMachine.associate_response_reject}.
         """
@@ -301,7 +301,7 @@ class IAssociationActions(Protocol):
     def release_indication(self) -> None:
         """
         Issue an A-RELEASE indication, also on a release collision. The user
-        answers with L{AssociationMachine.release_response}.
+        responds with L{AssociationMachine.release_response}.
         """
 
     def release_confirm(self) -> None:
@@ -347,7 +347,7 @@ class AssociationMachine:
     Every event goes through L{handle}, or through the helper named after its
     primitive. An event issued while a transition runs (from inside an
     L{IAssociationActions} method) is queued and runs once that transition has
-    set its next state, so callbacks may answer at once.
+    set its next state, so callbacks may respond at once.
 
     @ivar last_action: the name of the action the latest event ran (C{"AE-2"},
         C{"AA-8"}, or C{"ignore"} for an event dropped in Sta1), L{None} before
