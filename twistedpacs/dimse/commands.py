@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Union
+from typing import Any, Callable, ClassVar, Union
 
 __all__ = [
     "CCancelRQ",
@@ -480,7 +480,7 @@ _SUBOPERATION_ROWS: tuple[_FieldRow, ...] = (
 
 
 def _request_rows(*extra: _FieldRow) -> tuple[_FieldRow, ...]:
-    rows = (
+    rows: tuple[_FieldRow, ...] = (
         (_AFFECTED_SOP_CLASS_UID, "affected_sop_class_uid", _UI_CODEC, True),
         _COMMAND_FIELD_ROW,
         (_MESSAGE_ID, "message_id", _US_CODEC, True),
@@ -491,7 +491,7 @@ def _request_rows(*extra: _FieldRow) -> tuple[_FieldRow, ...]:
 
 
 def _response_rows(*extra: _FieldRow) -> tuple[_FieldRow, ...]:
-    rows = (
+    rows: tuple[_FieldRow, ...] = (
         (_AFFECTED_SOP_CLASS_UID, "affected_sop_class_uid", _UI_CODEC, False),
         _COMMAND_FIELD_ROW,
         _RESPONDED_TO_ROW,
@@ -503,7 +503,7 @@ def _response_rows(*extra: _FieldRow) -> tuple[_FieldRow, ...]:
 
 _PRIORITY_ROW: _FieldRow = (_PRIORITY, "priority", _US_CODEC, True)
 
-_ROWS: dict[type, tuple[_FieldRow, ...]] = {
+_ROWS: dict[type[Any], tuple[_FieldRow, ...]] = {
     CEchoRQ: _request_rows(),
     CEchoRSP: _response_rows(
         (_STATUS, "status", _US_CODEC, True),
@@ -536,8 +536,8 @@ _ROWS: dict[type, tuple[_FieldRow, ...]] = {
 }
 
 # Decoding skips the Command Field row, because the class already fixes it.
-_DECODE_ROWS: dict[int, tuple[type, tuple[_FieldRow, ...]]] = {
-    command_type.command_field: (  # type: ignore[attr-defined]
+_DECODE_ROWS: dict[int, tuple[type[Any], tuple[_FieldRow, ...]]] = {
+    command_type.command_field: (
         command_type,
         tuple(row for row in rows if row[0] != _COMMAND_FIELD),
     )
