@@ -234,7 +234,7 @@ class IAssociationActions(Protocol):
     ARTIM timer and to the local service user.
 
     The machine calls these from inside a transition. A method may issue a new
-    event to the machine at once (for example a service user answering an
+    event to the machine at once (for example a service user responding to an
     A-ASSOCIATE indication, or a transport reporting its close), and the
     machine runs that event after the current transition has finished.
     """
