@@ -84,7 +84,7 @@ GOLDEN_STORE_RQ = bytes.fromhex(
     + "0000 3110 02000000 0300"  # Move Originator Message ID = 3
 )
 
-# PS3.7 Table 9.3-2, a success answering GOLDEN_STORE_RQ.
+# PS3.7 Table 9.3-2, the success response to GOLDEN_STORE_RQ.
 GOLDEN_STORE_RSP = bytes.fromhex(
     "0000 0000 04000000 5a000000"  # Command Group Length = 90
     "0000 0200 1a000000" + CT_IMAGE_STORAGE.encode().hex() + "00"

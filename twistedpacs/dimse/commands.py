@@ -341,8 +341,8 @@ Command = Union[
 
 
 # Value encoders and decoders, one pair per VR. An encoder takes the field
-# value and returns the even-length value bytes; a decoder takes the value
-# bytes and the element number (for its error message).
+# value and returns the even-length value bytes. A decoder takes the value
+# bytes and the element number, which its error message names.
 
 
 def _encode_us(value: int) -> bytes:
@@ -591,10 +591,11 @@ def decode_command(data: bytes | memoryview) -> Command:
     peer may send retired ones.
 
     @raise CommandDecodeError: if the bytes do not start with a Command Group
-        Length equal to the number of bytes after it, an element lies outside
-        group 0000, runs past the end or appears twice, the Command Field is
-        not a DIMSE-C command, or an element the command requires is missing
-        or malformed. No other exception escapes for any input bytes.
+        Length equal to the number of bytes after it, or if an element lies
+        outside group 0000, runs past the end or appears twice. Also if the
+        Command Field is not a DIMSE-C command, or if an element the command
+        requires is missing or malformed. No other exception escapes for any
+        input bytes.
     """
     raw = bytes(data)
     values = _split_elements(raw)
