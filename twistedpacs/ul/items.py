@@ -33,8 +33,8 @@ USER_IDENTITY_RQ_SUB_ITEM = 0x58
 USER_IDENTITY_AC_SUB_ITEM = 0x59
 
 # Every item type the standard defines. A type outside this set is skipped
-# where it appears, because PS3.8 section 9.3 says items of unrecognized types
-# shall be ignored and skipped. A defined type in the wrong place is an error.
+# where it appears, because PS3.8 section 9.3 requires that items of unrecognized
+# types be ignored and skipped. A defined type in the wrong place is an error.
 DEFINED_ITEM_TYPES = frozenset(
     {
         APPLICATION_CONTEXT_ITEM,
@@ -183,11 +183,12 @@ class PresentationContextAC:
     """
     A presentation context item of an A-ASSOCIATE-AC (item type 0x21).
 
-    @ivar context_id: The presentation context ID of the proposal it answers.
+    @ivar context_id: The presentation context ID of the proposed context this
+        result is for.
     @ivar result: One of the C{CONTEXT_*} results (0 is acceptance).
     @ivar transfer_syntax: The accepted transfer syntax UID, or L{None} when
         the item has no transfer syntax sub-item. PS3.8 requires the sub-item
-        even for a rejected context but says its value is not significant.
+        even for a rejected context, with a value that is not significant.
     """
 
     context_id: int
@@ -371,7 +372,7 @@ class UserIdentityRQ:
     Annex D.3.3.7.1).
 
     @ivar user_identity_type: One of the C{USER_IDENTITY_*} types.
-    @ivar positive_response_requested: Whether the requestor asks for a
+    @ivar positive_response_requested: Whether the requestor requests a
         user identity sub-item in the A-ASSOCIATE-AC.
     @ivar primary_field: The user name, Kerberos ticket, SAML assertion or
         JSON web token.
@@ -704,24 +705,28 @@ class ItemDecoder:
         if length != expected:
             self.fail(item_start + 2, f"an item length of {expected}", str(length))
 
-    def _expect_end(self, offset: int, end: int, what: str) -> None:
+    def _expect_end(self, offset: int, end: int, sub_item_name: str) -> None:
         if offset != end:
             self.fail(
-                offset, f"the end of the {what} sub-item", f"{end - offset} more bytes"
+                offset,
+                f"the end of the {sub_item_name} sub-item",
+                f"{end - offset} more bytes",
             )
 
-    def _prefixed(self, offset: int, end: int, what: str) -> tuple[int, int]:
+    def _prefixed(self, offset: int, end: int, field_name: str) -> tuple[int, int]:
         """
         Locate a field preceded by a 16-bit length.
 
         @return: The start and end of the field's value.
         """
         if end - offset < _UINT16.size:
-            self.fail(offset, f"a 2-byte {what} length", f"{end - offset} bytes")
+            self.fail(offset, f"a 2-byte {field_name} length", f"{end - offset} bytes")
         (length,) = _UINT16.unpack_from(self._view, offset)
         if offset + 2 + length > end:
             self.fail(
-                offset, f"a {what} length of at most {end - offset - 2}", str(length)
+                offset,
+                f"a {field_name} length of at most {end - offset - 2}",
+                str(length),
             )
         return offset + 2, offset + 2 + length
 

@@ -270,7 +270,7 @@ class AAssociateRQ:
     @ivar called_ae_title: The AE title of the acceptor, without padding.
     @ivar calling_ae_title: The AE title of the requestor, without padding.
     @ivar presentation_contexts: The proposed presentation contexts. Decoding
-        accepts none, which negotiation answers.
+        accepts an empty tuple and leaves the response to negotiation.
     @ivar user_information: The user information item, or L{None} if the
         PDU has none.
     @ivar application_context_name: The application context name UID.
@@ -313,7 +313,8 @@ class AAssociateAC:
     The A-ASSOCIATE-AC PDU (PS3.8 section 9.3.3).
 
     @ivar called_ae_title: The called AE title of the A-ASSOCIATE-RQ, which
-        PS3.8 says the acceptor returns unchanged and nobody tests.
+        PS3.8 requires the acceptor to return unchanged and receivers not
+        to test.
     @ivar calling_ae_title: The calling AE title of the A-ASSOCIATE-RQ,
         returned in the same way.
     @ivar presentation_contexts: One result for each proposed context.
@@ -592,8 +593,8 @@ def _decode_associate_items(
     """
     Decode the variable items of an A-ASSOCIATE-RQ or A-ASSOCIATE-AC.
 
-    Items may come in any order, although PS3.8 asks senders for increasing
-    item types. Defined item types that belong elsewhere are an error.
+    Items may come in any order, although PS3.8 requires senders to use
+    increasing item types. Defined item types that belong elsewhere are an error.
 
     @param context_item_type: 0x20 for an RQ, 0x21 for an AC.
     @param decode_context: The decoder method for that presentation context
@@ -721,10 +722,9 @@ def decode_pdu(pdu_type: int, body: bytes | bytearray | memoryview) -> PDU:
     """
     Decode the body of one PDU.
 
-    Reserved fields are not checked, because PS3.8 says they shall not be
-    tested when received. Item types the standard does not define are
-    skipped, except user information sub-items, which are kept as
-    L{UnknownSubItem}.
+    Reserved fields are not checked, because PS3.8 requires that receivers not
+    test them. Item types the standard does not define are skipped, except
+    user information sub-items, which are kept as L{UnknownSubItem}.
 
     @param pdu_type: The PDU type from the header.
     @param body: The bytes after the 6-byte header, exactly as many as the
