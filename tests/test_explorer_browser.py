@@ -9,7 +9,6 @@ API of the same server.
 
 from __future__ import annotations
 
-import glob
 import io
 import json
 import os
@@ -137,9 +136,9 @@ class RunningServer:
 
     def wait_until_ready(self) -> None:
         """
-        Poll C{GET /system} until it answers 200.
+        Poll C{GET /system} until it returns 200.
 
-        @raise RuntimeError: The server exited or did not answer in time.
+        @raise RuntimeError: The server exited or timed out before responding.
         """
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while time.monotonic() < deadline:
@@ -153,7 +152,7 @@ class RunningServer:
                     return
             except (OSError, urllib.error.URLError):
                 time.sleep(0.2)
-        raise RuntimeError("server did not answer GET /system:\n" + self.log_tail())
+        raise RuntimeError("GET /system timed out:\n" + self.log_tail())
 
     def stop(self) -> None:
         """
@@ -170,14 +169,14 @@ class RunningServer:
 
     def get_json(self, path: str) -> Any:
         """
-        Return the decoded JSON answer of C{GET path}.
+        Return the decoded JSON response body of C{GET path}.
         """
         with urllib.request.urlopen(self.base_url + path, timeout=10) as answer:
             return json.load(answer)
 
     def post_instance(self, body: bytes) -> tuple[int, Any]:
         """
-        Send C{body} to C{POST /instances} and return the status and JSON answer.
+        Send C{body} to C{POST /instances} and return the status and JSON body.
         """
         request = urllib.request.Request(
             self.base_url + "instances",
@@ -431,7 +430,7 @@ class UploadPageTests(ExplorerBrowserMixin, SynchronousTestCase):
 
     def test_upload_zip_lists_entries(self) -> None:
         """
-        A ZIP archive goes up whole and its per-entry answers are listed.
+        A ZIP archive is sent whole and its per-entry results are listed.
         """
         archive_path = os.path.join(self.work_directory, "three.zip")
         with zipfile.ZipFile(archive_path, "w") as archive:
@@ -441,10 +440,12 @@ class UploadPageTests(ExplorerBrowserMixin, SynchronousTestCase):
         rows = self.upload_through_page([archive_path])
 
         self.assertEqual(rows[0]["status"], "zip")
-        self.assertEqual(rows[0]["result"], "ZIP: 3 stored, 0 already stored, 0 rejected")
+        self.assertEqual(
+            rows[0]["result"], "ZIP: 3 stored, 0 already stored, 0 rejected"
+        )
         entry_ids = self.driver.execute_script(
             "return [...document.querySelectorAll("
-            "'tr[data-parent-name=\"three.zip\"] li[data-status=\"stored\"]')]"
+            '\'tr[data-parent-name="three.zip"] li[data-status="stored"]\')]'
             ".map((item) => item.dataset.id);"
         )
         self.assertEqual(sorted(entry_ids), sorted(self.server.get_json("instances")))
@@ -462,9 +463,7 @@ class UploadPageTests(ExplorerBrowserMixin, SynchronousTestCase):
 
         system = self.server.get_json("system")
         statistics = self.server.get_json("statistics")
-        self.wait_for(
-            "document.getElementById('count-instances').textContent === '4'"
-        )
+        self.wait_for("document.getElementById('count-instances').textContent === '4'")
         header = self.driver.execute_script(
             "return Object.fromEntries(['server-name', 'server-aet', "
             "'count-patients', 'count-studies', 'count-series', 'count-instances']"
@@ -639,7 +638,9 @@ class PatientsPageTests(ExplorerBrowserMixin, SynchronousTestCase):
         expected_second = self.server.get_json("patients?expand&since=50&limit=50")
         self.assertEqual(second["ids"], [p["ID"] for p in expected_second])
         self.assertEqual(len(second["ids"]), self.patient_count - 50)
-        self.assertEqual(second["range"], f"51–{self.patient_count} of {self.patient_count}")
+        self.assertEqual(
+            second["range"], f"51–{self.patient_count} of {self.patient_count}"
+        )
         self.assertFalse(second["previousDisabled"])
         self.assertTrue(second["nextDisabled"])
 

@@ -126,8 +126,8 @@ async function showPatients(page) {
   next.onclick = () => { location.hash = `#patients?page=${page + 1}`; };
 }
 
-// How each level is fetched, titled and listed. `columns` describe the rows
-// of this level when it is shown as a child of its parent.
+// Per-level settings: REST route, title, summary tags and links. `columns`
+// are the cells of this level's rows when it is listed under its parent.
 const LEVELS = {
   patient: {
     route: "patients",
