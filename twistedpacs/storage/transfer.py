@@ -1,0 +1,199 @@
+"""
+Per-transfer buffering on the reactor, and the backpressure that pauses a
+sender while the writer catches up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Callable
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from twistedpacs.model import IndexEntry, StorageError, StoreResult
+from twistedpacs.storage.index import CHUNK_SIZE
+from twistedpacs.storage.writer import (
+    AbortOp,
+    ChunkOp,
+    FinishOp,
+    Operation,
+    TransferState,
+)
+
+log = Logger()
+
+
+class FlowControl:
+    """
+    Accounting of the bytes queued to the writer, on the reactor thread.
+
+    A transfer is paused when its own queued bytes exceed C{transfer_bound} or
+    all queued bytes exceed C{global_bound}, and resumed once both are back
+    within their bounds.
+    """
+
+    def __init__(self, transfer_bound: int, global_bound: int) -> None:
+        self.transfer_bound = transfer_bound
+        self.global_bound = global_bound
+        self.queued = 0
+        self._paused: dict[int, TransferState] = {}
+
+    def add(self, state: TransferState, size: int) -> None:
+        state.queued += size
+        self.queued += size
+        if state.paused or not self._over(state):
+            return
+        state.paused = True
+        self._paused[id(state)] = state
+        state.pause()
+
+    def release(self, released: list[tuple[TransferState, int]]) -> None:
+        for state, size in released:
+            state.queued -= size
+            self.queued -= size
+        for key, state in list(self._paused.items()):
+            if not self._over(state):
+                del self._paused[key]
+                state.paused = False
+                state.resume()
+
+    def forget(self, state: TransferState) -> None:
+        self._paused.pop(id(state), None)
+
+    def _over(self, state: TransferState) -> bool:
+        return state.queued > self.transfer_bound or self.queued > self.global_bound
+
+
+class Transfer:
+    """
+    The bytes of one instance on their way into the store.
+
+    Up to the in-memory threshold the bytes stay here and go to the writer
+    whole at L{finish}. Past it they go to the writer in chunks of 512 KiB as
+    they fill, and the writer marks the blob as pending with the first chunk.
+    """
+
+    def __init__(
+        self,
+        state: TransferState,
+        submit: Callable[[Operation], None],
+        flow: FlowControl,
+        reactor: IReactorTime,
+        in_memory_threshold: int,
+        on_done: Callable[[Transfer], None],
+    ) -> None:
+        self._state = state
+        self._submit = submit
+        self._flow = flow
+        self._reactor = reactor
+        self._threshold = in_memory_threshold
+        self._on_done = on_done
+        self._buffer = bytearray()
+        self._size = 0
+        self._streaming = False
+        self._digest: hashlib._Hash | None = None
+        self._digest_prefix = b""
+        self._done = False
+
+    @property
+    def size(self) -> int:
+        """
+        Bytes written so far, without any prefix.
+        """
+        return self._size
+
+    def set_prefix(self, prefix: bytes) -> None:
+        """
+        Announce the prefix that L{finish} will pass in its entry, so the MD5
+        of prefix and bytes is computed as the bytes arrive. Optional, and
+        only effective before the first L{write}.
+        """
+        if self._size == 0 and self._digest is None:
+            self._digest = hashlib.md5(prefix)
+            self._digest_prefix = bytes(prefix)
+
+    def write(self, data: bytes | memoryview) -> None:
+        """
+        Add bytes of the instance, copying them.
+
+        @raise StorageError: if the transfer is finished or aborted.
+        """
+        if self._done:
+            raise StorageError("cannot write to a finished or aborted transfer")
+        if self._state.failed is not None:
+            return
+        self._buffer += data
+        self._size += len(data)
+        if self._digest is not None:
+            self._digest.update(data)
+        if not self._streaming and self._size > self._threshold:
+            self._streaming = True
+            if self._digest is None:
+                self._digest = hashlib.md5(self._buffer)
+        if self._streaming:
+            self._ship_full_chunks()
+
+    def _ship_full_chunks(self) -> None:
+        while len(self._buffer) >= CHUNK_SIZE:
+            chunk = bytes(self._buffer[:CHUNK_SIZE])
+            del self._buffer[:CHUNK_SIZE]
+            self._flow.add(self._state, len(chunk))
+            self._submit(ChunkOp(self._state, chunk))
+
+    def finish(self, entry: IndexEntry) -> Deferred[StoreResult]:
+        """
+        Store and index the transfer.
+
+        @return: a L{Deferred} that fires once the commit holding the instance
+            has returned. It fails with L{StorageFullError} when the instance
+            would exceed the maximum storage size, and with L{StorageError}
+            when the commit failed; in both cases nothing of it is stored.
+        """
+        if self._done:
+            raise StorageError("the transfer is already finished or aborted")
+        self._done = True
+        self._on_done(self)
+        if self._state.failed is not None:
+            self._submit(AbortOp(self._state))
+            return fail(self._state.failed)
+        data = bytes(self._buffer)
+        self._buffer = bytearray()
+        deferred: Deferred[StoreResult] = Deferred()
+        op = FinishOp(
+            state=self._state,
+            entry=entry,
+            data=data,
+            size=len(entry.prefix) + self._size,
+            md5=self._md5(entry.prefix, data),
+            timestamp=self._reactor.seconds(),
+            deferred=deferred,
+        )
+        self._flow.add(self._state, len(data))
+        self._submit(op)
+        return deferred
+
+    def _md5(self, prefix: bytes, tail: bytes) -> str | None:
+        if self._digest is not None and self._digest_prefix == prefix:
+            return self._digest.hexdigest()
+        if self._streaming:
+            return None
+        digest = hashlib.md5(prefix)
+        digest.update(tail)
+        return digest.hexdigest()
+
+    def abort(self) -> None:
+        """
+        Drop the transfer: the writer deletes any chunk it stored. Does
+        nothing once the transfer is finished or aborted.
+        """
+        if self._done:
+            return
+        self._done = True
+        self._on_done(self)
+        self._state.aborted = True
+        self._buffer = bytearray()
+        self._flow.forget(self._state)
+        if self._streaming:
+            self._submit(AbortOp(self._state))
