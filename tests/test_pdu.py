@@ -1004,3 +1004,82 @@ class PropertyTests(SynchronousTestCase):
             return
         self.assertLessEqual(consumed, len(data))
         self.assertEqual(decode_whole(decoded.encode()), decoded)
+
+
+class PynetdicomInteropTests(SynchronousTestCase):
+    """
+    Cross-checks against pynetdicom's codec, an independent implementation.
+    """
+
+    def test_pynetdicom_rq_decodes(self) -> None:
+        """
+        An A-ASSOCIATE-RQ encoded by pynetdicom decodes and re-encodes to the
+        same bytes.
+        """
+        from pynetdicom.pdu import A_ASSOCIATE_RQ as PynetdicomRQ
+        from pynetdicom.pdu_primitives import (
+            A_ASSOCIATE,
+            ImplementationClassUIDNotification,
+            MaximumLengthNotification,
+            SCP_SCU_RoleSelectionNegotiation,
+        )
+        from pynetdicom.presentation import build_context
+
+        primitive = A_ASSOCIATE()
+        primitive.application_context_name = "1.2.840.10008.3.1.1.1"
+        primitive.calling_ae_title = "STORESCU"
+        primitive.called_ae_title = "STORESCP"
+        context = build_context(CT_IMAGE_STORAGE, [EXPLICIT_LE, IMPLICIT_LE])
+        context.context_id = 1
+        primitive.presentation_context_definition_list = [context]
+        maximum_length = MaximumLengthNotification()
+        maximum_length.maximum_length_received = 16384
+        class_uid = ImplementationClassUIDNotification()
+        class_uid.implementation_class_uid = "1.2.3.4"
+        role = SCP_SCU_RoleSelectionNegotiation()
+        role.sop_class_uid = CT_IMAGE_STORAGE
+        role.scu_role = False
+        role.scp_role = True
+        primitive.user_information = [maximum_length, class_uid, role]
+        pdu = PynetdicomRQ()
+        pdu.from_primitive(primitive)
+        data = pdu.encode()
+
+        decoded = decode_whole(data)
+        assert isinstance(decoded, AAssociateRQ)
+        self.assertEqual(decoded.called_ae_title, "STORESCP")
+        self.assertEqual(
+            decoded.presentation_contexts,
+            (PresentationContextRQ(1, CT_IMAGE_STORAGE, (EXPLICIT_LE, IMPLICIT_LE)),),
+        )
+        assert decoded.user_information is not None
+        self.assertEqual(decoded.user_information.maximum_length, 16384)
+        self.assertEqual(
+            decoded.user_information.role_selections,
+            (SCPSCURoleSelection(CT_IMAGE_STORAGE, False, True),),
+        )
+        self.assertEqual(decoded.encode(), data)
+
+    def test_pynetdicom_decodes_golden_ac(self) -> None:
+        """
+        pynetdicom reads the golden A-ASSOCIATE-AC as this codec does.
+        """
+        from pynetdicom.pdu import A_ASSOCIATE_AC as PynetdicomAC
+
+        pdu = PynetdicomAC()
+        pdu.decode(EXPECTED_AC.encode())
+        results = [
+            (context.context_id, context.result, context.transfer_syntax)
+            for context in pdu.presentation_context
+        ]
+        self.assertEqual(
+            results,
+            [
+                (1, CONTEXT_ACCEPTANCE, IMPLICIT_LE),
+                (3, CONTEXT_ABSTRACT_SYNTAX_NOT_SUPPORTED, IMPLICIT_LE),
+            ],
+        )
+        info = pdu.user_information
+        assert info is not None
+        self.assertEqual(info.maximum_length, 32768)
+        self.assertEqual(info.implementation_class_uid, "1.2.3.4")
