@@ -324,6 +324,11 @@ class Writer:
             log.failure("Indexing {instance_id} failed", instance_id=op.entry.ids.instance)
             answer.error = StorageError(f"indexing the instance failed: {error!r}")
         if answer.error is not None:
+            log.warn(
+                "Storing instance {instance_id} failed: {error}",
+                instance_id=op.entry.ids.instance,
+                error=answer.error,
+            )
             answer.result = None
             state.failed = answer.error
             self._discard(txn, state)
@@ -424,8 +429,10 @@ class Writer:
             if state.failed is None:
                 state.failed = failure
         log.error(
-            "Commit of {count} operations failed: {error}",
-            count=len(batch.answers) + len(batch.released),
+            "Commit failed, failing {answers} answers and {transfers} transfers: "
+            "{error}",
+            answers=len(batch.answers),
+            transfers=len(batch.touched),
             error=error,
         )
         try:
