@@ -300,10 +300,15 @@ class ExplorerBrowserMixin:
             lambda driver: driver.execute_script(f"return ({condition});")
         )
 
-    def upload_through_page(self, paths: list[str]) -> list[dict[str, Any]]:
+    def upload_through_page(
+        self, paths: list[str], before_upload: str = ""
+    ) -> list[dict[str, Any]]:
         """
         Choose C{paths} in the file input, click Upload and return every row
         once the upload has finished.
+
+        @param before_upload: JavaScript to run once the files are listed,
+            before Upload is clicked.
         """
         self.open_page("upload")
         file_input = self.driver.find_element(By.ID, "file-input")
@@ -312,6 +317,8 @@ class ExplorerBrowserMixin:
             f"document.querySelectorAll('#upload-body tr[data-name]').length"
             f" === {len(paths)}"
         )
+        if before_upload:
+            self.driver.execute_script(before_upload)
         self.driver.find_element(By.ID, "upload-button").click()
         self.wait_for(
             "document.getElementById('upload-summary').dataset.state === 'done'",
@@ -452,6 +459,32 @@ class UploadPageTests(ExplorerBrowserMixin, SynchronousTestCase):
         self.assertEqual(len(entry_ids), 3)
         self.assertEqual(self.summary()["stored"], "3")
 
+    def test_upload_raw_bodies_three_at_a_time(self) -> None:
+        """
+        Each file is the raw body of its own request, with a DICOM or ZIP
+        Content-Type, and at most three requests are in flight at once.
+        """
+        archive_path = os.path.join(self.work_directory, "one.zip")
+        with zipfile.ZipFile(archive_path, "w") as archive:
+            archive.write(os.path.join(TEST_FILES, DICOM_NAMES[0]), DICOM_NAMES[0])
+        paths = [os.path.join(TEST_FILES, name) for name in DICOM_NAMES[1:7]]
+        paths.append(archive_path)
+
+        self.upload_through_page(paths, RECORD_REQUESTS_SCRIPT)
+
+        record = self.driver.execute_script("return window.requestRecord;")
+        self.assertEqual(record["maxInFlight"], 3)
+        self.assertEqual(record["inFlight"], 0)
+        self.assertEqual(
+            sorted(record["bodies"]),
+            sorted("File:" + os.path.basename(path) for path in paths),
+        )
+        types = dict(zip(record["bodies"], record["types"]))
+        self.assertEqual(types["File:one.zip"], "application/zip")
+        for name in DICOM_NAMES[1:7]:
+            self.assertEqual(types["File:" + name], "application/dicom")
+        self.assertEqual(len(self.server.get_json("instances")), 7)
+
     def test_upload_refreshes_header_statistics(self) -> None:
         """
         The header shows the server's name and AE title, and its counts follow
@@ -475,6 +508,33 @@ class UploadPageTests(ExplorerBrowserMixin, SynchronousTestCase):
         self.assertEqual(header["count-studies"], str(statistics["CountStudies"]))
         self.assertEqual(header["count-series"], str(statistics["CountSeries"]))
         self.assertEqual(header["count-instances"], "4")
+
+
+# Wraps XMLHttpRequest to record every request body, its Content-Type and the
+# maximum number of requests in flight at once.
+RECORD_REQUESTS_SCRIPT = """
+const record = { inFlight: 0, maxInFlight: 0, bodies: [], types: [] };
+window.requestRecord = record;
+const open = XMLHttpRequest.prototype.open;
+const setRequestHeader = XMLHttpRequest.prototype.setRequestHeader;
+const send = XMLHttpRequest.prototype.send;
+// Listening from open() on runs this listener before the page's own ones.
+XMLHttpRequest.prototype.open = function (...args) {
+  this.addEventListener('loadend', () => { record.inFlight -= 1; });
+  return open.apply(this, args);
+};
+XMLHttpRequest.prototype.setRequestHeader = function (name, value) {
+  if (name.toLowerCase() === 'content-type') { this.recordedType = value; }
+  return setRequestHeader.call(this, name, value);
+};
+XMLHttpRequest.prototype.send = function (body) {
+  record.inFlight += 1;
+  record.maxInFlight = Math.max(record.maxInFlight, record.inFlight);
+  record.bodies.push(body instanceof File ? 'File:' + body.name : String(body));
+  record.types.push(this.recordedType || null);
+  return send.call(this, body);
+};
+"""
 
 
 # Builds a tree of synthetic FileSystemEntry objects whose readers hand out

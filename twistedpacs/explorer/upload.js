@@ -208,6 +208,10 @@ function handleAnswer(item, xhr) {
     showZipEntries(item, answer);
     return;
   }
+  if (answer === null || typeof answer !== "object") {
+    setResult(item, "failed", "Failed: the server's answer is not a JSON object");
+    return;
+  }
   const [status, text] = resultText(answer.Status);
   setResult(item, status, text);
   item.row.dataset.id = answer.ID ?? "";
@@ -230,16 +234,18 @@ function uploadItem(item) {
     xhr.addEventListener("load", () => {
       item.progress.value = 1;
       handleAnswer(item, xhr);
-      resolve();
     });
     xhr.addEventListener("error", () => {
-      setResult(item, "failed", "Failed: the connection closed before an answer");
-      resolve();
+      setResult(item, "failed", "Failed: the connection closed before a response");
     });
     xhr.addEventListener("abort", () => {
       setResult(item, "failed", "Failed: the upload was aborted");
-      resolve();
     });
+    xhr.addEventListener("timeout", () => {
+      setResult(item, "failed", "Failed: the upload timed out");
+    });
+    // loadend follows each of the events above, once the request is over.
+    xhr.addEventListener("loadend", () => resolve());
     item.row.dataset.status = "uploading";
     item.resultCell.textContent = "Uploading";
     // The file itself is the body: no multipart encoding.
