@@ -443,6 +443,7 @@ class UploadPageTests(ExplorerBrowserMixin, SynchronousTestCase):
         with zipfile.ZipFile(archive_path, "w") as archive:
             for name in DICOM_NAMES[:3]:
                 archive.write(os.path.join(TEST_FILES, name), f"folder/{name}")
+            archive.write(os.path.join(TEST_FILES, "README.txt"), "folder/README.txt")
 
         rows = self.upload_through_page([archive_path])
 
@@ -458,6 +459,20 @@ class UploadPageTests(ExplorerBrowserMixin, SynchronousTestCase):
         self.assertEqual(sorted(entry_ids), sorted(self.server.get_json("instances")))
         self.assertEqual(len(entry_ids), 3)
         self.assertEqual(self.summary()["stored"], "3")
+
+    def test_upload_zip_without_dicom_rejected(self) -> None:
+        """
+        A ZIP archive with no DICOM entry is shown as rejected.
+        """
+        archive_path = os.path.join(self.work_directory, "text.zip")
+        with zipfile.ZipFile(archive_path, "w") as archive:
+            archive.write(os.path.join(TEST_FILES, "README.txt"), "README.txt")
+
+        rows = self.upload_through_page([archive_path])
+
+        self.assertEqual(rows[0]["status"], "rejected")
+        self.assertTrue(rows[0]["result"].startswith("Rejected: "))
+        self.assertEqual(self.server.get_json("instances"), [])
 
     def test_upload_raw_bodies_three_at_a_time(self) -> None:
         """

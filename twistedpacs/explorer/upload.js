@@ -175,7 +175,7 @@ function showZipEntries(item, answers) {
   });
   item.zipCounts = counts;
   if (answers.length === 0) {
-    setResult(item, "rejected", "Rejected: the ZIP archive holds no DICOM file");
+    setResult(item, "rejected", "Rejected: the ZIP archive contains no DICOM file");
     return;
   }
   const summary =
@@ -370,6 +370,13 @@ export function setUpUploadPage({ onUploaded, onError }) {
     dom.dropZone.classList.remove("drag-over");
   });
   dom.dropZone.addEventListener("drop", handleDrop);
+  // The drop zone takes focus, so Enter or Space opens the file chooser.
+  dom.dropZone.addEventListener("keydown", (event) => {
+    if (event.target === dom.dropZone && (event.key === "Enter" || event.key === " ")) {
+      event.preventDefault();
+      document.getElementById("file-input").click();
+    }
+  });
   dom.uploadButton.addEventListener("click", () => startUpload());
   dom.clearButton.addEventListener("click", clearList);
   updateControls();
