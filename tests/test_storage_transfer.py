@@ -1,0 +1,223 @@
+"""
+Tests for L{twistedpacs.storage.transfer} and L{twistedpacs.storage.null},
+without a writer thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from hypothesis import given
+from hypothesis import strategies as st
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from twistedpacs.config import Settings
+from twistedpacs.model import Level, StorageError, StoreStatus
+from twistedpacs.storage.index import CHUNK_SIZE
+from twistedpacs.storage.null import NullStore
+from twistedpacs.storage.transfer import FlowControl, Transfer
+from twistedpacs.storage.writer import (
+    AbortOp,
+    ChunkOp,
+    FinishOp,
+    Operation,
+    TransferState,
+)
+from tests.test_storage import PREFIX, Recorder, make_entry, payload
+
+
+def make_transfer(
+    threshold: int, flow: FlowControl | None = None, recorder: Recorder | None = None
+) -> tuple[Transfer, list[Operation], TransferState]:
+    """
+    Build a transfer whose operations are collected in a list.
+    """
+    recorder = recorder or Recorder()
+    state = TransferState(recorder.pause, recorder.resume)
+    operations: list[Operation] = []
+    transfer = Transfer(
+        state,
+        operations.append,
+        flow or FlowControl(1 << 40, 1 << 40),
+        Clock(),
+        threshold,
+        lambda transfer: None,
+    )
+    return transfer, operations, state
+
+
+def sent_bytes(operations: list[Operation]) -> bytes:
+    pieces = []
+    for operation in operations:
+        if isinstance(operation, (ChunkOp, FinishOp)):
+            pieces.append(operation.data)
+    return b"".join(pieces)
+
+
+class TransferTests(SynchronousTestCase):
+    """
+    The reactor side of a transfer: buffering, chunking and hashing.
+    """
+
+    @given(
+        size=st.integers(min_value=0, max_value=3 * CHUNK_SIZE + 100),
+        piece=st.integers(min_value=1, max_value=CHUNK_SIZE + 7),
+        threshold=st.sampled_from([0, 1000, CHUNK_SIZE, 4 * CHUNK_SIZE]),
+    )
+    def test_chunks_any_pieces(self, size: int, piece: int, threshold: int) -> None:
+        """
+        Whatever the piece sizes, the writer gets full chunks while streaming
+        and the rest at finish, which together equal the bytes written.
+        """
+        data = payload(size, seed=size)
+        transfer, operations, _ = make_transfer(threshold)
+        for start in range(0, size, piece):
+            transfer.write(data[start : start + piece])
+        transfer.finish(make_entry())
+        chunks = [op for op in operations if isinstance(op, ChunkOp)]
+        finish = operations[-1]
+        assert isinstance(finish, FinishOp)
+        self.assertTrue(all(len(op.data) == CHUNK_SIZE for op in chunks))
+        self.assertEqual(sent_bytes(operations), data)
+        self.assertEqual(finish.size, size)
+        self.assertEqual(finish.md5, hashlib.md5(data).hexdigest())
+        if size <= threshold:
+            self.assertEqual(chunks, [])
+
+    def test_buffers_copied(self) -> None:
+        """
+        The transfer copies what it keeps, so the caller may reuse a buffer.
+        """
+        transfer, operations, _ = make_transfer(1 << 20)
+        buffer = bytearray(b"abc")
+        transfer.write(memoryview(buffer))
+        buffer[:] = b"xyz"
+        transfer.finish(make_entry())
+        self.assertEqual(sent_bytes(operations), b"abc")
+
+    def test_md5_with_prefix(self) -> None:
+        """
+        The MD5 covers prefix and bytes, whether or not the prefix was
+        announced, while the bytes stay in memory.
+        """
+        for announce in (False, True):
+            transfer, operations, _ = make_transfer(1 << 20)
+            if announce:
+                transfer.set_prefix(PREFIX)
+            transfer.write(b"payload")
+            transfer.finish(make_entry(prefix=PREFIX))
+            finish = operations[-1]
+            assert isinstance(finish, FinishOp)
+            self.assertEqual(finish.md5, hashlib.md5(PREFIX + b"payload").hexdigest())
+            self.assertEqual(finish.size, len(PREFIX) + 7)
+
+    def test_late_prefix_streamed(self) -> None:
+        """
+        A streamed transfer that learns its prefix only at finish leaves the
+        MD5 to the writer.
+        """
+        transfer, operations, _ = make_transfer(0)
+        transfer.write(payload(CHUNK_SIZE + 1))
+        transfer.finish(make_entry(prefix=PREFIX))
+        finish = operations[-1]
+        assert isinstance(finish, FinishOp)
+        self.assertIsNone(finish.md5)
+
+    def test_finish_twice_refused(self) -> None:
+        """
+        A second finish, or a write after finish, raises L{StorageError}.
+        """
+        transfer, _, _ = make_transfer(100)
+        transfer.finish(make_entry())
+        self.assertRaises(StorageError, transfer.finish, make_entry())
+        self.assertRaises(StorageError, transfer.write, b"x")
+
+    def test_abort_streamed(self) -> None:
+        """
+        Aborting a streamed transfer queues an abort for the writer; aborting
+        an in-memory one queues nothing.
+        """
+        transfer, operations, state = make_transfer(0)
+        transfer.write(payload(CHUNK_SIZE))
+        transfer.abort()
+        self.assertIsInstance(operations[-1], AbortOp)
+        self.assertTrue(state.aborted)
+        small, small_operations, _ = make_transfer(1000)
+        small.write(b"x")
+        small.abort()
+        self.assertEqual(small_operations, [])
+
+    def test_failed_transfer_fails_finish(self) -> None:
+        """
+        A transfer the writer has failed answers its finish with that error.
+        """
+        transfer, operations, state = make_transfer(0)
+        transfer.write(payload(CHUNK_SIZE))
+        state.failed = StorageError("the commit failed")
+        transfer.write(b"dropped")
+        failure = self.failureResultOf(transfer.finish(make_entry()), StorageError)
+        self.assertEqual(str(failure.value), "the commit failed")
+        self.assertIsInstance(operations[-1], AbortOp)
+
+
+class FlowControlTests(SynchronousTestCase):
+    """
+    Pausing and resuming by queued bytes.
+    """
+
+    def test_pause_resume_transfer_bound(self) -> None:
+        """
+        A transfer over its bound is paused once and resumed once released.
+        """
+        flow = FlowControl(transfer_bound=CHUNK_SIZE, global_bound=1 << 40)
+        recorder = Recorder()
+        transfer, operations, state = make_transfer(0, flow, recorder)
+        transfer.write(payload(3 * CHUNK_SIZE))
+        self.assertEqual((recorder.pauses, recorder.resumes), (1, 0))
+        self.assertEqual(state.queued, 3 * CHUNK_SIZE)
+        flow.release([(state, CHUNK_SIZE)])
+        self.assertEqual(recorder.resumes, 0)
+        flow.release([(state, CHUNK_SIZE)])
+        self.assertEqual((recorder.pauses, recorder.resumes), (1, 1))
+        self.assertEqual(flow.queued, CHUNK_SIZE)
+
+    def test_global_bound_resumes_all(self) -> None:
+        """
+        Transfers paused by the global bound all resume once it is met.
+        """
+        flow = FlowControl(transfer_bound=1 << 40, global_bound=CHUNK_SIZE)
+        recorders = [Recorder(), Recorder(), Recorder()]
+        states = []
+        for recorder in recorders:
+            transfer, _, state = make_transfer(0, flow, recorder)
+            transfer.write(payload(CHUNK_SIZE))
+            states.append(state)
+        self.assertEqual([r.pauses for r in recorders], [0, 1, 1])
+        flow.release([(state, CHUNK_SIZE) for state in states])
+        self.assertEqual([r.resumes for r in recorders], [0, 1, 1])
+        self.assertEqual(flow.queued, 0)
+
+
+class NullStoreTests(SynchronousTestCase):
+    """
+    The benchmark store answers at once and keeps nothing.
+    """
+
+    def test_finish_succeeds_at_once(self) -> None:
+        """
+        A finish answers Success with the ids and the size at once.
+        """
+        store = NullStore(Settings(), Clock())
+        store.open()
+        transfer = store.begin_transfer(lambda: None, lambda: None)
+        transfer.write(b"12345")
+        entry = make_entry(prefix=PREFIX)
+        result = self.successResultOf(transfer.finish(entry))
+        self.assertEqual(result.status, StoreStatus.SUCCESS)
+        self.assertEqual(result.ids, entry.ids)
+        self.assertEqual(result.size, len(PREFIX) + 5)
+        self.assertIsNone(store.get(Level.INSTANCE, entry.ids.instance))
+        self.assertEqual(store.statistics()["CountInstances"], 0)
+        self.assertIsNone(self.successResultOf(store.delete(Level.PATIENT, "x")))
+        self.successResultOf(store.close())
