@@ -1,0 +1,467 @@
+# -*- test-case-name: tests.test_ul_protocol -*-
+"""
+The DIMSE service provider of one accepted association: the C-ECHO SCP and
+the C-STORE SCP (PS3.4 Annexes A and B, PS3.7 sections 9.1.1 and 9.1.5).
+
+L{DIMSEServiceProvider} takes the PDVs of every P-DATA-TF, assembles the
+messages with a L{MessageAssembler} and feeds each C-STORE data set to an
+L{IngestSession} fragment by fragment, so a data set is never held whole
+here. A C-STORE-RSP goes out only when the session's C{finish} has fired,
+that is after the commit holding the instance has returned. Responses go out
+in the order of their requests.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred, fail
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from twistedpacs.config import Settings
+from twistedpacs.dicom.scan import InvalidInstanceError
+from twistedpacs.dimse.assembly import DIMSEProtocolError, MessageAssembler
+from twistedpacs.dimse.commands import (
+    CCancelRQ,
+    CEchoRQ,
+    CEchoRSP,
+    CFindRQ,
+    CFindRSP,
+    CGetRQ,
+    CGetRSP,
+    CMoveRQ,
+    CMoveRSP,
+    Command,
+    CStoreRQ,
+    CStoreRSP,
+)
+from twistedpacs.dimse.status import (
+    CANNOT_UNDERSTAND,
+    DATASET_DOES_NOT_MATCH_SOP_CLASS,
+    PROCESSING_FAILURE,
+    REFUSED_OUT_OF_RESOURCES,
+    SUCCESS,
+    UNRECOGNIZED_OPERATION,
+)
+from twistedpacs.ingest import IngestSession
+from twistedpacs.model import (
+    IndexEntry,
+    Provenance,
+    StorageError,
+    StorageFullError,
+    StoreResult,
+)
+from twistedpacs.ul.negotiation import AcceptedContext
+from twistedpacs.ul.pdu import ABORT_REASON_INVALID_PDU_PARAMETER_VALUE
+
+__all__ = [
+    "AssociationContext",
+    "DIMSEServiceProvider",
+    "UIDMismatchError",
+]
+
+# Error Comment (0000,0902) is an LO value of at most 64 characters.
+_ERROR_COMMENT_LENGTH = 64
+
+
+class UIDMismatchError(InvalidInstanceError):
+    """
+    The Affected SOP Class UID or Affected SOP Instance UID of a C-STORE-RQ
+    differs from the SOP Class UID or SOP Instance UID of its data set.
+    """
+
+
+class AssociationContext(Protocol):
+    """
+    What the service provider needs from the association that carries it.
+    """
+
+    association_id: int
+    calling_ae_title: str
+    called_ae_title: str
+    peer_host: str
+
+    def send_command(self, context_id: int, command: Command) -> None:
+        """
+        Send a command set without a data set on presentation context
+        C{context_id}.
+        """
+
+    def provider_abort(self, reason: int, message: str) -> None:
+        """
+        Abort the association with an A-ABORT PDU of the service-provider
+        source and C{reason}, logging C{message}.
+        """
+
+    def pause_peer(self) -> None:
+        """
+        Stop reading from the peer until L{resume_peer}.
+        """
+
+    def resume_peer(self) -> None:
+        """
+        Read from the peer again.
+        """
+
+    def responses_sent(self) -> None:
+        """
+        Learn that every request received so far has been answered.
+        """
+
+
+class _CheckedTransfer:
+    """
+    A store transfer that fails its finish when the data set's UIDs differ
+    from the C-STORE-RQ's, before anything is committed.
+    """
+
+    def __init__(self, transfer: Any, request: CStoreRQ) -> None:
+        self._transfer = transfer
+        self._request = request
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transfer, name)
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._transfer.write(data)
+
+    def abort(self) -> None:
+        self._transfer.abort()
+
+    def finish(self, entry: IndexEntry) -> Deferred[StoreResult]:
+        header = entry.header
+        request = self._request
+        if header.sop_class_uid != request.affected_sop_class_uid:
+            mismatch = (
+                f"SOP Class UID {header.sop_class_uid!r} differs from "
+                f"the command's {request.affected_sop_class_uid!r}"
+            )
+        elif header.sop_instance_uid != request.affected_sop_instance_uid:
+            mismatch = (
+                f"SOP Instance UID {header.sop_instance_uid!r} differs from "
+                f"the command's {request.affected_sop_instance_uid!r}"
+            )
+        else:
+            return self._transfer.finish(entry)  # type: ignore[no-any-return]
+        self._transfer.abort()
+        return fail(UIDMismatchError("Data set UIDs differ from command", mismatch))
+
+
+class _CheckedStore:
+    """
+    A store whose transfers are L{_CheckedTransfer}s for one C-STORE-RQ.
+    """
+
+    def __init__(self, store: Any, request: CStoreRQ) -> None:
+        self._store = store
+        self._request = request
+
+    def begin_transfer(self, pause: Any, resume: Any) -> _CheckedTransfer:
+        return _CheckedTransfer(
+            self._store.begin_transfer(pause, resume), self._request
+        )
+
+
+class _Response:
+    """
+    A slot in the queue of responses, filled when its request is answered.
+    """
+
+    __slots__ = ("command", "context_id")
+
+    def __init__(self, context_id: int) -> None:
+        self.context_id = context_id
+        self.command: Command | None = None
+
+
+_UNSUPPORTED_RESPONSES: dict[type, type] = {
+    CFindRQ: CFindRSP,
+    CGetRQ: CGetRSP,
+    CMoveRQ: CMoveRSP,
+}
+
+
+def _truncate(text: str) -> str:
+    return text[:_ERROR_COMMENT_LENGTH]
+
+
+class DIMSEServiceProvider:
+    """
+    The C-ECHO and C-STORE SCPs of one association.
+
+    @ivar stored: The number of C-STORE requests answered with success.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        association: AssociationContext,
+        contexts: dict[int, AcceptedContext],
+        store: Any,
+        settings: Settings,
+    ) -> None:
+        self._association = association
+        self._contexts = contexts
+        self._store = store
+        self._settings = settings
+        self._assembler = MessageAssembler(self)
+        self._responses: deque[_Response] = deque()
+        self._session: IngestSession | None = None
+        self._request: CStoreRQ | None = None
+        self._discarding: Command | None = None
+        self._current_slot: _Response | None = None
+        self._closed = False
+        self.stored = 0
+
+    @property
+    def busy(self) -> bool:
+        """
+        Whether a message is being received or a response is outstanding.
+        """
+        return bool(self._responses) or not self._assembler.idle
+
+    def pdv_received(
+        self, context_id: int, message_control_header: int, data: memoryview
+    ) -> None:
+        """
+        Process one PDV of a P-DATA-TF PDU.
+
+        A PDV on a context that was not accepted, or one that breaks the
+        fragmentation rules, aborts the association with reason 6 (invalid
+        PDU parameter value).
+        """
+        if self._closed:
+            return
+        if context_id not in self._contexts:
+            self._abort(
+                f"PDV on presentation context {context_id}, which was not accepted"
+            )
+            return
+        try:
+            self._assembler.feed_pdv(context_id, message_control_header, data)
+        except DIMSEProtocolError as error:
+            self._abort(str(error))
+
+    def connection_ended(self) -> None:
+        """
+        Drop the message in progress: the association was aborted or the
+        connection lost, so nothing of a partial data set is stored.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None:
+            session.abort()
+            self.log.info(
+                "Association {association_id}: C-STORE of {sop_instance_uid} "
+                "dropped, the association ended during its data set",
+                association_id=self._association.association_id,
+                sop_instance_uid=self._request_uid(),
+            )
+
+    def _abort(self, message: str) -> None:
+        self.connection_ended()
+        self._association.provider_abort(
+            ABORT_REASON_INVALID_PDU_PARAMETER_VALUE, message
+        )
+
+    def _request_uid(self) -> str:
+        return self._request.affected_sop_instance_uid if self._request else ""
+
+    # MessageReceiver
+
+    def command_received(self, context_id: int, command: Command) -> None:
+        """
+        Start answering a request, or note a command we do not answer.
+        """
+        if isinstance(command, CStoreRQ):
+            self._begin_store(context_id, command)
+        elif isinstance(command, CEchoRQ):
+            slot = self._reserve(context_id)
+            self._answer(
+                slot,
+                CEchoRSP(
+                    message_id_being_responded_to=command.message_id,
+                    status=SUCCESS,
+                    affected_sop_class_uid=command.affected_sop_class_uid,
+                ),
+            )
+        elif type(command) in _UNSUPPORTED_RESPONSES:
+            # The identifier that follows is dropped, then the request is
+            # answered with a failure.
+            self._discarding = command
+            self._current_slot = self._reserve(context_id)
+        elif isinstance(command, CCancelRQ):
+            self.log.debug(
+                "Association {association_id}: C-CANCEL-RQ for message "
+                "{message_id} ignored, no C-FIND, C-GET or C-MOVE is running",
+                association_id=self._association.association_id,
+                message_id=command.message_id_being_responded_to,
+            )
+        else:
+            self.log.warn(  # noqa: G010 (twisted.logger has no warning method)
+                "Association {association_id}: unexpected {command} from the "
+                "requestor ignored",
+                association_id=self._association.association_id,
+                command=command.name,
+            )
+
+    def dataset_fragment(self, context_id: int, data: memoryview) -> None:
+        """
+        Feed the next fragment of a C-STORE data set to its ingest session.
+        """
+        if self._session is not None:
+            self._session.feed(data)
+
+    def dataset_complete(self, context_id: int) -> None:
+        """
+        Finish a C-STORE data set, or answer a request whose identifier was
+        dropped.
+        """
+        if self._discarding is not None:
+            self._answer_unsupported(self._discarding)
+            self._discarding = None
+            return
+        session, self._session = self._session, None
+        request, self._request = self._request, None
+        slot, self._current_slot = self._current_slot, None
+        if session is None or request is None or slot is None:
+            return
+        finished = session.finish()
+        finished.addCallbacks(
+            self._stored,
+            self._store_failed,
+            callbackArgs=(slot, request, session),
+            errbackArgs=(slot, request),
+        )
+
+    # C-STORE
+
+    def _begin_store(self, context_id: int, request: CStoreRQ) -> None:
+        context = self._contexts[context_id]
+        association = self._association
+        provenance = Provenance(
+            origin="DicomProtocol",
+            remote_aet=association.calling_ae_title,
+            called_aet=association.called_ae_title,
+            remote_ip=association.peer_host,
+        )
+        self._current_slot = self._reserve(context_id)
+        self._request = request
+        self._session = IngestSession(
+            _CheckedStore(self._store, request),
+            provenance,
+            transfer_syntax=context.transfer_syntax,
+            pause=association.pause_peer,
+            resume=association.resume_peer,
+            maximum_size=self._settings.maximum_instance_size,
+            source_aet=association.calling_ae_title,
+        )
+
+    def _stored(
+        self,
+        result: StoreResult,
+        slot: _Response,
+        request: CStoreRQ,
+        session: IngestSession,
+    ) -> None:
+        self.stored += 1
+        self.log.debug(
+            "Association {association_id}: stored {sop_instance_uid} as "
+            "{instance_id} ({status}, {size} bytes)",
+            association_id=self._association.association_id,
+            sop_instance_uid=request.affected_sop_instance_uid,
+            instance_id=result.ids.instance,
+            status=result.status.value,
+            size=result.size,
+        )
+        self._answer(slot, self._store_response(request, SUCCESS))
+
+    def _store_failed(
+        self, reason: Failure, slot: _Response, request: CStoreRQ
+    ) -> None:
+        error = reason.value
+        comment: str | None
+        if isinstance(error, UIDMismatchError):
+            status, comment = DATASET_DOES_NOT_MATCH_SOP_CLASS, error.message
+        elif isinstance(error, InvalidInstanceError):
+            status, comment = CANNOT_UNDERSTAND, error.message
+        elif isinstance(error, (StorageFullError, StorageError)):
+            status, comment = REFUSED_OUT_OF_RESOURCES, "Out of resources"
+        else:
+            self.log.failure(
+                "Association {association_id}: storing {sop_instance_uid} failed",
+                reason,
+                association_id=self._association.association_id,
+                sop_instance_uid=request.affected_sop_instance_uid,
+            )
+            status, comment = PROCESSING_FAILURE, "Processing failure"
+        if status != PROCESSING_FAILURE:
+            self.log.info(
+                "Association {association_id}: C-STORE of {sop_instance_uid} "
+                "failed with status 0x{status:04X}: {error}",
+                association_id=self._association.association_id,
+                sop_instance_uid=request.affected_sop_instance_uid,
+                status=status,
+                error=str(error),
+            )
+        self._answer(slot, self._store_response(request, status, comment))
+
+    @staticmethod
+    def _store_response(
+        request: CStoreRQ, status: int, comment: str | None = None
+    ) -> CStoreRSP:
+        return CStoreRSP(
+            message_id_being_responded_to=request.message_id,
+            status=status,
+            affected_sop_class_uid=request.affected_sop_class_uid,
+            affected_sop_instance_uid=request.affected_sop_instance_uid,
+            error_comment=None if comment is None else _truncate(comment),
+        )
+
+    # Responses
+
+    def _answer_unsupported(self, request: Command) -> None:
+        response_type = _UNSUPPORTED_RESPONSES[type(request)]
+        slot, self._current_slot = self._current_slot, None
+        assert slot is not None
+        self.log.info(
+            "Association {association_id}: {command} answered with "
+            "0x0211, this server does not provide it",
+            association_id=self._association.association_id,
+            command=request.name,
+        )
+        self._answer(
+            slot,
+            response_type(
+                message_id_being_responded_to=request.message_id,  # type: ignore[union-attr]
+                status=UNRECOGNIZED_OPERATION,
+                affected_sop_class_uid=request.affected_sop_class_uid,  # type: ignore[union-attr]
+            ),
+        )
+
+    def _reserve(self, context_id: int) -> _Response:
+        slot = _Response(context_id)
+        self._responses.append(slot)
+        return slot
+
+    def _answer(self, slot: _Response, command: Command) -> None:
+        """
+        Fill C{slot} and send every filled response at the head of the queue.
+        """
+        slot.command = command
+        if self._closed:
+            self._responses.clear()
+            return
+        sent = False
+        while self._responses and self._responses[0].command is not None:
+            head = self._responses.popleft()
+            assert head.command is not None
+            self._association.send_command(head.context_id, head.command)
+            sent = True
+        if sent and not self.busy:
+            self._association.responses_sent()
