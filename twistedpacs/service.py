@@ -179,5 +179,16 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     http.setName("http")
     http.setServiceParent(top)
 
+    from twistedpacs.ul.listener import build_factory
+
+    dicom = StreamServerEndpointService(
+        endpoints.serverFromString(
+            reactor, _endpoint_description(settings.dicom_port, settings.dicom_bind)
+        ),
+        build_factory(store, settings, reactor),
+    )
+    dicom.setName("dicom")
+    dicom.setServiceParent(top)
+
     return top
 
