@@ -23,6 +23,7 @@ from twistedpacs.model import (
     Level,
     Provenance,
     ResourceIds,
+    StorageError,
     StoreResult,
     StoreStatus,
 )
@@ -70,7 +71,10 @@ def make_entry(
         },
     )
     provenance = Provenance(
-        origin=origin, remote_aet="STORESCU", called_aet="ORTHANC", remote_ip="127.0.0.1"
+        origin=origin,
+        remote_aet="STORESCU",
+        called_aet="ORTHANC",
+        remote_ip="127.0.0.1",
     )
     return IndexEntry(ids=ids, header=header, provenance=provenance, prefix=prefix)
 
@@ -139,7 +143,7 @@ def keys_of(store: Store, name: str) -> list[bytes]:
 async def read_all(store: Store, instance_id: str) -> list[bytes]:
     reader = store.open_reader(instance_id)
     assert reader is not None
-    pieces = []
+    pieces: list[bytes] = []
     while True:
         piece = await reader.read_next()
         if piece is None:
@@ -270,7 +274,9 @@ class StoreIndexTests(TestCase):
             sorted(store.children(Level.SERIES, first.ids.series)),
             sorted([first.ids.instance, second.ids.instance]),
         )
-        self.assertEqual(store.children(Level.PATIENT, first.ids.patient), [first.ids.study])
+        self.assertEqual(
+            store.children(Level.PATIENT, first.ids.patient), [first.ids.study]
+        )
         self.assertEqual(store.children(Level.INSTANCE, first.ids.instance), [])
         patient = store.get(Level.PATIENT, first.ids.patient)
         assert patient is not None
@@ -319,9 +325,7 @@ class StoreIndexTests(TestCase):
             store.list_ids(Level.INSTANCE), [entry.ids.instance for entry in entries]
         )
         await store.delete(Level.PATIENT, patients[1])
-        self.assertEqual(
-            store.list_ids(Level.PATIENT), [patients[0]] + patients[2:]
-        )
+        self.assertEqual(store.list_ids(Level.PATIENT), [patients[0]] + patients[2:])
 
     async def test_lookup_by_uid(self) -> None:
         """
@@ -388,7 +392,9 @@ class StoreIndexTests(TestCase):
         self.assertEqual([c["Seq"] for c in page["Changes"]], [2, 3])
         self.assertFalse(page["Done"])
         self.assertEqual(page["Last"], 3)
-        self.assertEqual(store.changes(since=5), {"Changes": [], "Done": True, "Last": 5})
+        self.assertEqual(
+            store.changes(since=5), {"Changes": [], "Done": True, "Last": 5}
+        )
         await store.delete(Level.INSTANCE, entry.ids.instance)
         tail = store.changes(since=5)
         self.assertEqual([c["ChangeType"] for c in tail["Changes"]], ["Deleted"])
@@ -434,6 +440,27 @@ class DuplicateTests(TestCase):
         metadata = store.metadata(entry.ids.instance)
         assert metadata is not None
         self.assertEqual(metadata["FileMD5"], hashlib.md5(b"second copy").hexdigest())
+
+    async def test_overwrite_while_reading(self) -> None:
+        """
+        A reader of a copy that is overwritten meanwhile fails with
+        L{StorageError} instead of mixing two copies.
+        """
+        store = open_store(self, overwrite_instances=True)
+        entry = make_entry()
+        await store_bytes(store, payload(3 * CHUNK_SIZE, seed=1), entry)
+        reader = store.open_reader(entry.ids.instance)
+        assert reader is not None
+        first = await reader.read_next()
+        self.assertEqual(first, payload(3 * CHUNK_SIZE, seed=1)[:CHUNK_SIZE])
+        await store_bytes(store, payload(3 * CHUNK_SIZE, seed=2), entry)
+        with self.assertRaises(StorageError):
+            await reader.read_next()
+        new_reader = store.open_reader(entry.ids.instance)
+        assert new_reader is not None
+        self.assertEqual(
+            await new_reader.read_next(), payload(3 * CHUNK_SIZE, seed=2)[:CHUNK_SIZE]
+        )
 
     async def test_parallel_transfers_store_once(self) -> None:
         """
@@ -495,7 +522,9 @@ class DeleteTests(TestCase):
         )
         self.assertIsNone(store.get(Level.INSTANCE, tree["a"].ids.instance))
         self.assertEqual(store.count(Level.INSTANCE), 3)
-        self.assertEqual(store.children(Level.SERIES, tree["a"].ids.series), [tree["b"].ids.instance])
+        self.assertEqual(
+            store.children(Level.SERIES, tree["a"].ids.series), [tree["b"].ids.instance]
+        )
         self.assertEqual(store.statistics()["TotalDiskSize"], str(3 * 600_000))
         self.assertEqual(len(keys_of(store, "chunks")), 6)
 
@@ -529,7 +558,9 @@ class DeleteTests(TestCase):
         self.assertEqual(len(keys_of(store, "chunks")), 2)
         self.assertEqual(store.statistics()["TotalDiskSize"], "600000")
         deleted = [
-            c["ID"] for c in store.changes(since=10)["Changes"] if c["ChangeType"] == "Deleted"
+            c["ID"]
+            for c in store.changes(since=10)["Changes"]
+            if c["ChangeType"] == "Deleted"
         ]
         self.assertEqual(len(deleted), 1 + 2 + 3)
 
@@ -635,7 +666,7 @@ class OpenTests(TestCase):
             txn.put(b"format-version", encode_int(99), db=meta)
         env.close()
         reopened = Store(replace(Settings(), storage_directory=directory), reactor)
-        error = self.assertRaises(Exception, reopened.open)
+        error = self.assertRaises(StorageError, reopened.open)
         self.assertIn("format version 99", str(error))
 
     async def test_open_sweeps_pending(self) -> None:
@@ -675,6 +706,18 @@ class OpenTests(TestCase):
         reopened = open_store(self, directory=directory)
         self.assertEqual(keys_of(reopened, "chunks"), [])
         self.assertEqual(keys_of(reopened, "pending"), [])
+
+    async def test_close_twice(self) -> None:
+        """
+        Two calls to close both fire once the store is closed, and a closed
+        store refuses new transfers.
+        """
+        store = open_store(self)
+        first, second = store.close(), store.close()
+        await first
+        await second
+        self.assertRaises(StorageError, store.begin_transfer, print, print)
+        self.assertRaises(StorageError, store.statistics)
 
     async def test_counters_survive_reopen(self) -> None:
         """

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.test_storage import PREFIX, Recorder, make_entry, payload
 from twistedpacs.config import Settings
 from twistedpacs.model import Level, StorageError, StoreStatus
 from twistedpacs.storage.index import CHUNK_SIZE
@@ -24,7 +25,6 @@ from twistedpacs.storage.writer import (
     Operation,
     TransferState,
 )
-from tests.test_storage import PREFIX, Recorder, make_entry, payload
 
 
 def make_transfer(
@@ -40,7 +40,7 @@ def make_transfer(
         state,
         operations.append,
         flow or FlowControl(1 << 40, 1 << 40),
-        Clock(),
+        Clock().seconds,
         threshold,
         lambda transfer: None,
     )
@@ -172,7 +172,7 @@ class FlowControlTests(SynchronousTestCase):
         """
         flow = FlowControl(transfer_bound=CHUNK_SIZE, global_bound=1 << 40)
         recorder = Recorder()
-        transfer, operations, state = make_transfer(0, flow, recorder)
+        transfer, _, state = make_transfer(0, flow, recorder)
         transfer.write(payload(3 * CHUNK_SIZE))
         self.assertEqual((recorder.pauses, recorder.resumes), (1, 0))
         self.assertEqual(state.queued, 3 * CHUNK_SIZE)

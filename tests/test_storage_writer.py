@@ -8,10 +8,6 @@ from __future__ import annotations
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.trial.unittest import TestCase
 
-from twistedpacs.config import MIB
-from twistedpacs.model import IndexEntry, Level, StorageError, StorageFullError, StoreStatus
-from twistedpacs.storage.index import CHUNK_SIZE
-from twistedpacs.storage.store import Store
 from tests.test_storage import (
     Recorder,
     barrier,
@@ -21,6 +17,16 @@ from tests.test_storage import (
     payload,
     store_bytes,
 )
+from twistedpacs.config import MIB
+from twistedpacs.model import (
+    IndexEntry,
+    Level,
+    StorageError,
+    StorageFullError,
+    StoreStatus,
+)
+from twistedpacs.storage.index import CHUNK_SIZE
+from twistedpacs.storage.store import Store
 
 _TRACES = ("chunks", "pending", "children", "lookups", "order", "changes")
 
@@ -236,7 +242,9 @@ class OrderTests(TestCase):
         store = open_store(self)
         commits: list[int] = []
         store.writer.commit_observer = lambda: commits.append(1)
-        transfers = [store.begin_transfer(lambda: None, lambda: None) for _ in range(50)]
+        transfers = [
+            store.begin_transfer(lambda: None, lambda: None) for _ in range(50)
+        ]
         for transfer in transfers:
             transfer.write(b"x" * 100)
         finishes = [t.finish(make_entry(sop=str(n))) for n, t in enumerate(transfers)]

@@ -90,7 +90,7 @@ def encode_int(value: int) -> bytes:
     return _U64.pack(value)
 
 
-def decode_int(value: bytes) -> int:
+def decode_int(value: bytes | memoryview) -> int:
     return int(_U64.unpack(value)[0])
 
 
@@ -122,8 +122,8 @@ def encode_record(record: dict[str, Any]) -> bytes:
     return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def decode_record(value: bytes) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(value)
+def decode_record(value: bytes | memoryview) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(bytes(value))
     return result
 
 
@@ -159,9 +159,9 @@ def prefix_keys(txn: lmdb.Transaction, db: Any, prefix: bytes) -> list[bytes]:
     cursor = txn.cursor(db=db)
     if cursor.set_range(prefix):
         for key in cursor.iternext(keys=True, values=False):
-            if not key.startswith(prefix):
+            if not bytes(key).startswith(prefix):
                 break
-            keys.append(key)
+            keys.append(bytes(key))
     return keys
 
 
@@ -191,7 +191,7 @@ def write_chunks(
     dbs: Databases,
     blob_id: int,
     first_number: int,
-    data: bytes | memoryview,
+    data: bytes | bytearray | memoryview,
 ) -> int:
     """
     Store C{data} as consecutive chunks starting at C{first_number}.
@@ -286,9 +286,7 @@ class IndexWriter:
                 record.update(instance_record)
             self._create(txn, level, resource_id, record, entry, date)
             if parent_id is not None:
-                txn.put(
-                    children_prefix(parent_id) + key, b"", db=self.dbs.children
-                )
+                txn.put(children_prefix(parent_id) + key, b"", db=self.dbs.children)
             parent_id = resource_id
         size = instance_record["FileSize"]
         add_int(txn, self.dbs, DISK_BYTES_KEY, size)
@@ -392,4 +390,4 @@ class IndexWriter:
 
 def prefix_keys_exist(txn: lmdb.Transaction, db: Any, prefix: bytes) -> bool:
     cursor = txn.cursor(db=db)
-    return bool(cursor.set_range(prefix)) and cursor.key().startswith(prefix)
+    return bool(cursor.set_range(prefix)) and bytes(cursor.key()).startswith(prefix)

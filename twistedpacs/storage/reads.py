@@ -8,6 +8,7 @@ from __future__ import annotations
 from itertools import islice
 from typing import Any
 
+import lmdb
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
@@ -53,7 +54,9 @@ _METADATA_FIELDS = (
 )
 
 
-def read_resource(dbs: Databases, level: Level, resource_id: str) -> dict[str, Any] | None:
+def read_resource(
+    dbs: Databases, level: Level, resource_id: str
+) -> dict[str, Any] | None:
     """
     Return the index record of a resource with C{ID} and C{Type} added.
     """
@@ -84,9 +87,9 @@ def read_ids(dbs: Databases, level: Level, since: int, limit: int) -> list[str]:
         items = cursor.iternext(keys=True, values=True)
         result = []
         for key, value in islice(items, max(since, 0), stop):
-            if not key.startswith(prefix):
+            if not bytes(key).startswith(prefix):
                 break
-            result.append(value.decode("ascii"))
+            result.append(bytes(value).decode("ascii"))
         return result
 
 
@@ -151,7 +154,7 @@ def read_changes(dbs: Databases, since: int, limit: int) -> dict[str, Any]:
     Return the change log after sequence number C{since} in the shape of
     Orthanc's C{/changes}.
     """
-    changes = []
+    changes: list[dict[str, Any]] = []
     done = True
     with dbs.env.begin() as txn:
         last_seq = read_int(txn, dbs, CHANGE_COUNTER_KEY)
@@ -216,12 +219,17 @@ class BlobReader:
         if number >= self._chunk_count:
             return succeed(None)
         self._next += 1
-        key = blob_key(self._blob_id) if number < 0 else chunk_key(self._blob_id, number)
+        key = (
+            blob_key(self._blob_id) if number < 0 else chunk_key(self._blob_id, number)
+        )
         return deferToThreadPool(self._reactor, self._pool, self._read, key)
 
     def _read(self, key: bytes) -> bytes:
-        with self._dbs.env.begin() as txn:
-            value = txn.get(key, db=self._dbs.chunks)
+        try:
+            with self._dbs.env.begin() as txn:
+                value = txn.get(key, db=self._dbs.chunks)
+        except lmdb.Error as error:
+            raise StorageError(f"reading instance {self._instance_id} failed: {error}")
         if value is None:
             raise StorageError(
                 f"instance {self._instance_id} was deleted while it was read"
@@ -232,18 +240,28 @@ class BlobReader:
 def read_whole_file(dbs: Databases, instance_id: str) -> bytes | None:
     """
     Read a whole instance file in one read transaction; runs in the pool.
+
+    @raise StorageError: if LMDB fails or a chunk is missing.
     """
+    try:
+        return _read_whole_file(dbs, instance_id)
+    except lmdb.Error as error:
+        raise StorageError(f"reading instance {instance_id} failed: {error}")
+
+
+def _read_whole_file(dbs: Databases, instance_id: str) -> bytes | None:
     with dbs.env.begin() as txn:
         record = get_record(txn, dbs, Level.INSTANCE, instance_id)
         if record is None:
             return None
-        pieces = []
+        pieces: list[bytes | memoryview | None] = []
         if record["PrefixSize"]:
             pieces.append(txn.get(blob_key(record["BlobId"]), db=dbs.chunks))
         data_size = record["FileSize"] - record["PrefixSize"]
         count = -(-data_size // CHUNK_SIZE)
         for number in range(count):
             pieces.append(txn.get(chunk_key(record["BlobId"], number), db=dbs.chunks))
-    if any(piece is None for piece in pieces):
+    present = [piece for piece in pieces if piece is not None]
+    if len(present) != len(pieces):
         raise StorageError(f"instance {instance_id} has missing chunks")
-    return b"".join(pieces)
+    return b"".join(present)

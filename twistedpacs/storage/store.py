@@ -6,7 +6,8 @@ the interface the ingest path and the REST API use.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import lmdb
 from twisted.internet.defer import Deferred, fail, succeed
@@ -51,6 +52,7 @@ class Store:
         )
         self._transfers: dict[int, Transfer] = {}
         self._closing = False
+        self._close_waiters: list[Deferred[None]] = []
 
     @property
     def env(self) -> lmdb.Environment:
@@ -100,7 +102,9 @@ class Store:
             env.close()
             raise
         self._env, self._writer = env, writer
-        self._pool = ThreadPool(minthreads=0, maxthreads=READ_THREADS, name="store-read")
+        self._pool = ThreadPool(
+            minthreads=0, maxthreads=READ_THREADS, name="store-read"
+        )
         self._pool.start()
         self._closing = False
         log.info("Opened store in {directory}", directory=self.directory)
@@ -112,12 +116,14 @@ class Store:
         """
         if self._writer is None:
             return succeed(None)
-        self._closing = True
-        for transfer in list(self._transfers.values()):
-            transfer.abort()
-        stopped = self._writer.stop()
-        stopped.addCallback(self._closed)
-        return stopped
+        waiter: Deferred[None] = Deferred()
+        self._close_waiters.append(waiter)
+        if not self._closing:
+            self._closing = True
+            for transfer in list(self._transfers.values()):
+                transfer.abort()
+            self._writer.stop().addCallback(self._closed)
+        return waiter
 
     def _closed(self, _: None) -> None:
         if self._pool is not None:
@@ -126,6 +132,9 @@ class Store:
             self._env.close()
         self._env = self._dbs = self._writer = self._pool = None
         log.info("Closed store in {directory}", directory=self.directory)
+        waiters, self._close_waiters = self._close_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
 
     def _databases(self) -> Databases:
         if self._dbs is None:
@@ -152,7 +161,7 @@ class Store:
             TransferState(pause, resume),
             self._submit,
             self._flow,
-            self._reactor,
+            self._reactor.seconds,
             self._settings.in_memory_threshold,
             self._transfer_done,
         )

@@ -6,10 +6,9 @@ sender while the writer catches up.
 from __future__ import annotations
 
 import hashlib
-from typing import Callable
+from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, fail
-from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from twistedpacs.model import IndexEntry, StorageError, StoreResult
@@ -80,14 +79,14 @@ class Transfer:
         state: TransferState,
         submit: Callable[[Operation], None],
         flow: FlowControl,
-        reactor: IReactorTime,
+        seconds: Callable[[], float],
         in_memory_threshold: int,
         on_done: Callable[[Transfer], None],
     ) -> None:
         self._state = state
         self._submit = submit
         self._flow = flow
-        self._reactor = reactor
+        self._seconds = seconds
         self._threshold = in_memory_threshold
         self._on_done = on_done
         self._buffer = bytearray()
@@ -137,7 +136,8 @@ class Transfer:
 
     def _ship_full_chunks(self) -> None:
         while len(self._buffer) >= CHUNK_SIZE:
-            chunk = bytes(self._buffer[:CHUNK_SIZE])
+            with memoryview(self._buffer) as view:
+                chunk = bytes(view[:CHUNK_SIZE])
             del self._buffer[:CHUNK_SIZE]
             self._flow.add(self._state, len(chunk))
             self._submit(ChunkOp(self._state, chunk))
@@ -158,7 +158,8 @@ class Transfer:
         if self._state.failed is not None:
             self._submit(AbortOp(self._state))
             return fail(self._state.failed)
-        data = bytes(self._buffer)
+        # The writer only reads the buffer, so it is handed over uncopied.
+        data = self._buffer
         self._buffer = bytearray()
         deferred: Deferred[StoreResult] = Deferred()
         op = FinishOp(
@@ -167,14 +168,14 @@ class Transfer:
             data=data,
             size=len(entry.prefix) + self._size,
             md5=self._md5(entry.prefix, data),
-            timestamp=self._reactor.seconds(),
+            timestamp=self._seconds(),
             deferred=deferred,
         )
         self._flow.add(self._state, len(data))
         self._submit(op)
         return deferred
 
-    def _md5(self, prefix: bytes, tail: bytes) -> str | None:
+    def _md5(self, prefix: bytes, tail: bytearray) -> str | None:
         if self._digest is not None and self._digest_prefix == prefix:
             return self._digest.hexdigest()
         if self._streaming:

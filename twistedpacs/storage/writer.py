@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any
 
 import lmdb
 from twisted.internet.defer import Deferred
@@ -92,7 +93,7 @@ class FinishOp:
 
     state: TransferState
     entry: IndexEntry
-    data: bytes
+    data: bytes | bytearray
     size: int
     md5: str | None
     timestamp: float
@@ -116,7 +117,7 @@ class StopOp:
     pass
 
 
-Operation = Union[ChunkOp, FinishOp, AbortOp, DeleteOp, StopOp]
+Operation = ChunkOp | FinishOp | AbortOp | DeleteOp | StopOp
 
 
 @dataclass
@@ -215,7 +216,8 @@ class Writer:
     def _run(self) -> None:
         try:
             self._startup()
-        except BaseException as error:
+        # The error is handed to start(), which raises it on the reactor.
+        except BaseException as error:  # noqa: BLE001
             self._startup_error = error
             self._ready.set()
             return
@@ -260,7 +262,9 @@ class Writer:
                 except queue.Empty:
                     break
             txn.commit()
-        except Exception as error:
+        # Whatever went wrong, the batch must be answered, or its callers
+        # would wait forever; a bug is logged as a failure as well.
+        except Exception as error:  # noqa: BLE001
             txn.abort()
             if not isinstance(error, lmdb.Error):
                 log.failure("Writer batch failed", count=len(batch.answers))
@@ -271,7 +275,9 @@ class Writer:
         self._reactor.callFromThread(self._deliver, batch)
         return stopping
 
-    def _apply(self, txn: lmdb.Transaction, operation: Operation, batch: _Batch) -> None:
+    def _apply(
+        self, txn: lmdb.Transaction, operation: Operation, batch: _Batch
+    ) -> None:
         if isinstance(operation, ChunkOp):
             self._apply_chunk(txn, operation, batch)
         elif isinstance(operation, FinishOp):
@@ -319,9 +325,11 @@ class Writer:
         except lmdb.Error as error:
             child.abort()
             answer.error = StorageError(f"storing the instance failed: {error}")
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001
             child.abort()
-            log.failure("Indexing {instance_id} failed", instance_id=op.entry.ids.instance)
+            log.failure(
+                "Indexing {instance_id} failed", instance_id=op.entry.ids.instance
+            )
             answer.error = StorageError(f"indexing the instance failed: {error!r}")
         if answer.error is not None:
             log.warn(
@@ -396,7 +404,9 @@ class Writer:
         for number in range(op.state.chunks_written):
             chunk = txn.get(chunk_key(op.state.blob_id, number), db=self._dbs.chunks)
             if chunk is None or len(chunk) > CHUNK_SIZE:
-                raise StorageError(f"chunk {number} of blob {op.state.blob_id} is missing")
+                raise StorageError(
+                    f"chunk {number} of blob {op.state.blob_id} is missing"
+                )
             digest.update(chunk)
         return digest.hexdigest()
 
@@ -406,7 +416,9 @@ class Writer:
         child = self._env.begin(write=True, parent=txn)
         date = orthanc_date(op.timestamp)
         try:
-            remaining = self._index.delete_resource(child, op.level, op.resource_id, date)
+            remaining = self._index.delete_resource(
+                child, op.level, op.resource_id, date
+            )
         except KeyError:
             child.abort()
         except lmdb.Error as error:
