@@ -239,7 +239,7 @@ class StoreRoundTripTests(TestCase):
 
     async def test_unknown_instance_reads(self) -> None:
         """
-        Reads of an unknown instance answer L{None}.
+        Reads of an unknown instance return L{None}.
         """
         store = open_store(self)
         self.assertIsNone(store.open_reader("nope"))
@@ -255,7 +255,7 @@ class StoreIndexTests(TestCase):
 
     async def test_records_and_children(self) -> None:
         """
-        The first instance creates its parents with their main tags; later
+        The first instance creates its parents with their main tags, and later
         instances leave the parents as they are.
         """
         store = open_store(self)
@@ -408,7 +408,7 @@ class DuplicateTests(TestCase):
 
     async def test_duplicate_keeps_first(self) -> None:
         """
-        Without overwrite a second copy answers AlreadyStored and the first
+        Without overwrite a second copy returns AlreadyStored and the first
         copy stays.
         """
         store = open_store(self)
@@ -464,8 +464,8 @@ class DuplicateTests(TestCase):
 
     async def test_parallel_transfers_store_once(self) -> None:
         """
-        Eight interleaved streamed transfers of one instance store it once;
-        the chunks of the seven others are deleted.
+        Eight interleaved streamed transfers of one instance store it once,
+        and the chunks of the seven others are deleted.
         """
         store = open_store(self, in_memory_threshold=128 * 1024)
         entry = make_entry()
@@ -594,7 +594,7 @@ class DeleteTests(TestCase):
 
     async def test_delete_unknown(self) -> None:
         """
-        Deleting an unknown resource answers L{None} and changes nothing.
+        Deleting an unknown resource returns L{None} and changes nothing.
         """
         store = open_store(self)
         self.assertIsNone(await store.delete(Level.STUDY, "unknown"))
@@ -613,8 +613,8 @@ class DeleteTests(TestCase):
         await barrier(store)
         grown = os.path.getsize(os.path.join(directory, "data.mdb"))
         await store.delete(Level.INSTANCE, first.ids.instance)
-        # LMDB hands out pages freed by a commit from the second commit after
-        # it on, once no snapshot can still see them.
+        # LMDB 0.9 reuses the pages freed by a commit only from the second
+        # write transaction after it, so one small store comes in between.
         await store_bytes(store, b"small", make_entry(sop="3"))
         await store_bytes(store, payload(size, seed=2), make_entry(sop="2"))
         regrown = os.path.getsize(os.path.join(directory, "data.mdb"))
@@ -671,8 +671,8 @@ class OpenTests(TestCase):
 
     async def test_open_sweeps_pending(self) -> None:
         """
-        Chunks of a blob still marked pending at open are deleted; chunks of
-        stored instances stay.
+        Chunks of a blob still marked pending at open are deleted, and chunks
+        of stored instances stay.
         """
         directory = self.mktemp()
         store = open_store(self, directory=directory)

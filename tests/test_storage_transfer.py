@@ -135,8 +135,8 @@ class TransferTests(SynchronousTestCase):
 
     def test_abort_streamed(self) -> None:
         """
-        Aborting a streamed transfer queues an abort for the writer; aborting
-        an in-memory one queues nothing.
+        Aborting a streamed transfer queues an abort for the writer, but
+        aborting an in-memory one queues nothing.
         """
         transfer, operations, state = make_transfer(0)
         transfer.write(payload(CHUNK_SIZE))
@@ -150,7 +150,7 @@ class TransferTests(SynchronousTestCase):
 
     def test_failed_transfer_fails_finish(self) -> None:
         """
-        A transfer the writer has failed answers its finish with that error.
+        A transfer the writer has failed fails its finish with that error.
         """
         transfer, operations, state = make_transfer(0)
         transfer.write(payload(CHUNK_SIZE))
@@ -201,12 +201,12 @@ class FlowControlTests(SynchronousTestCase):
 
 class NullStoreTests(SynchronousTestCase):
     """
-    The benchmark store answers at once and keeps nothing.
+    The benchmark store succeeds at once and keeps nothing.
     """
 
     def test_finish_succeeds_at_once(self) -> None:
         """
-        A finish answers Success with the ids and the size at once.
+        A finish returns Success with the ids and the size at once.
         """
         store = NullStore(Settings(), Clock())
         store.open()

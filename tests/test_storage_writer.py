@@ -1,6 +1,6 @@
 """
 Tests for L{twistedpacs.storage.writer}: failures inside the writer, the
-quota, aborts, the order of commits and answers, and backpressure.
+quota, aborts, the order of commits and results, and backpressure.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ _TRACES = ("chunks", "pending", "children", "lookups", "order", "changes")
 
 def assert_empty(case: TestCase, store: Store) -> None:
     """
-    Assert that the store holds no instance and no trace of one.
+    Assert that the store contains no instance and no trace of one.
     """
     for name in _TRACES:
         case.assertEqual(keys_of(store, name), [], name)
@@ -157,7 +157,7 @@ class FailureTests(TestCase):
 
     async def test_duplicate_ignores_quota(self) -> None:
         """
-        A duplicate answers AlreadyStored even when the store is full.
+        A duplicate returns AlreadyStored even when the store is full.
         """
         store = open_store(self, maximum_storage_size=1000)
         entry = make_entry()
@@ -202,7 +202,7 @@ class AbortTests(TestCase):
 
 class OrderTests(TestCase):
     """
-    Every answer is sent after the commit that holds it has returned.
+    Every result fires after the commit containing it has returned.
     """
 
     async def test_answer_after_commit(self) -> None:
@@ -254,7 +254,7 @@ class OrderTests(TestCase):
 
     async def test_commit_batch_bytes_bound(self) -> None:
         """
-        A batch commits once it holds C{commit_batch_bytes}.
+        A batch commits once it contains C{commit_batch_bytes}.
         """
         store = open_store(self, commit_batch_bytes=MIB)
         commits: list[int] = []

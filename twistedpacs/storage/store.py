@@ -175,9 +175,10 @@ class Store:
         """
         Return the index record of a resource, or L{None}.
 
-        The record holds C{ID}, C{Type}, C{ParentID} (L{None} for patients),
-        C{MainDicomTags} and C{CreationDate}; an instance record also holds
-        C{FileSize}, C{FileMD5} and its provenance fields (see L{metadata}).
+        The record contains C{ID}, C{Type}, C{ParentID} (L{None} for
+        patients), C{MainDicomTags} and C{CreationDate}. An instance record
+        also contains C{FileSize}, C{FileMD5} and its provenance fields (see
+        L{metadata}).
         """
         return reads.read_resource(self._databases(), level, resource_id)
 
@@ -209,7 +210,7 @@ class Store:
 
     def statistics(self) -> dict[str, Any]:
         """
-        Return Orthanc's C{/statistics} answer, read from the counters.
+        Return the body of Orthanc's C{/statistics}, read from the counters.
         """
         return reads.read_statistics(self._databases())
 

@@ -4,9 +4,9 @@ The writer thread: the only thread that begins LMDB write transactions.
 The reactor hands it operations through a queue. The thread takes every
 operation queued, applies them in one transaction (each finish and delete in
 a nested transaction of its own, so one failure stays alone), commits when the
-queue is empty or the batch holds C{commit_batch_bytes}, and then answers the
-whole batch with one C{callFromThread}. That is the group commit: no answer
-leaves before the commit holding it has returned.
+queue is empty or the batch contains C{commit_batch_bytes}, and then fires the
+Deferreds of the whole batch with one C{callFromThread}. That is the group
+commit, and no Deferred fires before the commit containing its work returned.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ log = Logger()
 @dataclass(eq=False)
 class TransferState:
     """
-    What the reactor and the writer share about one transfer.
+    The state of one transfer shared by the reactor and the writer.
 
     The reactor sets C{aborted} and keeps C{queued} and C{paused}. The writer
     sets C{blob_id}, C{chunks_written} and C{failed}. Each attribute is written
@@ -150,8 +150,8 @@ class Writer:
     The writer thread and its queue.
 
     @ivar commit_observer: called on the writer thread right after each
-        successful commit returned, before its answers are sent; tests use it
-        to record the order of commits and answers.
+        successful commit returned and before its Deferreds fire. Tests use it
+        to record the order of commits and results.
     @ivar finish_hook: called inside the nested transaction of each finish
         after its index records are written; an exception it raises fails that
         finish. Tests use it to inject failures.
@@ -242,7 +242,7 @@ class Writer:
     def _run_batch(self, operation: Operation) -> bool:
         """
         Apply C{operation} and everything queued after it in one transaction,
-        commit, and send the answers.
+        commit, and fire the Deferreds of the batch.
 
         @return: whether a stop was requested.
         """
@@ -262,8 +262,8 @@ class Writer:
                 except queue.Empty:
                     break
             txn.commit()
-        # Whatever went wrong, the batch must be answered, or its callers
-        # would wait forever; a bug is logged as a failure as well.
+        # Whatever went wrong, every Deferred of the batch must fire, or its
+        # callers would wait forever. A bug is also logged as a failure.
         except Exception as error:  # noqa: BLE001
             txn.abort()
             if not isinstance(error, lmdb.Error):
@@ -441,8 +441,8 @@ class Writer:
             if state.failed is None:
                 state.failed = failure
         log.error(
-            "Commit failed, failing {answers} answers and {transfers} transfers: "
-            "{error}",
+            "Commit failed, so {answers} operations and {transfers} transfers "
+            "failed: {error}",
             answers=len(batch.answers),
             transfers=len(batch.touched),
             error=error,
