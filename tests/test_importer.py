@@ -13,11 +13,15 @@ import http.client
 import http.server
 import io
 import json
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import tarfile
 import threading
 import time
+import urllib.request
 import zipfile
 from collections import Counter
 from collections.abc import Callable
@@ -26,6 +30,7 @@ from pathlib import Path
 import pydicom
 from twisted.trial.unittest import SynchronousTestCase
 
+import twistedpacs
 from twistedpacs.importer import cli, is_dicom_prefix, iter_sources, run, upload
 from twistedpacs.importer.client import (
     OutcomeKind,
@@ -913,3 +918,130 @@ class RunTests(ImporterTestCase):
         status, stdout, _ = self.run_tool("--help")
         self.assertEqual(status, 0)
         self.assertIn("HOST PORT PATH [USERNAME PASSWORD]", stdout)
+
+
+def instance_keys(names: list[str]) -> set[tuple[str, str, str, str]]:
+    """
+    Return the identifying UIDs of the instances in the named test files:
+    patient ID, study, series and SOP instance UID, from which Orthanc and
+    TwistedPACS derive the instance id. Several test files share them.
+    """
+    keys = set()
+    for name in names:
+        dataset = pydicom.dcmread(
+            TEST_FILES / name, force=True, stop_before_pixels=True
+        )
+        keys.add(
+            (
+                str(dataset.get("PatientID", "")),
+                str(dataset.StudyInstanceUID),
+                str(dataset.SeriesInstanceUID),
+                str(dataset.SOPInstanceUID),
+            )
+        )
+    return keys
+
+
+class EndToEndTests(ImporterTestCase):
+    """
+    Import into a real TwistedPACS server started as a C{twistd} subprocess.
+    """
+
+    def start_twistedpacs(self) -> str:
+        """
+        Start TwistedPACS on free loopback ports with a fresh store, wait
+        until its HTTP port accepts connections, and return its URL.
+        """
+        work = Path(self.mktemp())
+        work.mkdir()
+        http_port = free_port()
+        dicom_port = free_port()
+        while dicom_port == http_port:
+            dicom_port = free_port()
+        repository = Path(twistedpacs.__file__).resolve().parent.parent
+        environment = dict(os.environ, PYTHONPATH=str(repository))
+        # The log stays open while the server runs, and a cleanup closes it.
+        log = open(work / "twistedpacs.log", "wb")  # noqa: SIM115
+        self.addCleanup(log.close)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "twisted",
+                "twistedpacs",
+                "--http-port",
+                str(http_port),
+                "--http-bind",
+                "127.0.0.1",
+                "--dicom-port",
+                str(dicom_port),
+                "--dicom-bind",
+                "127.0.0.1",
+                "--storage",
+                str(work / "store"),
+            ],
+            cwd=work,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.addCleanup(stop_process, process)
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                output = (work / "twistedpacs.log").read_text(errors="replace")
+                self.fail(f"TwistedPACS exited with {process.returncode}: {output}")
+            try:
+                socket.create_connection(("127.0.0.1", http_port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.fail("TwistedPACS did not listen within 30 s")
+                time.sleep(0.1)
+        return f"http://127.0.0.1:{http_port}"
+
+    def test_end_to_end_folder_then_archives(self) -> None:
+        """
+        A folder, then a ZIP and a tar.gz of the same files, store each
+        instance once, and the repeats come back as already stored.
+        """
+        url = self.start_twistedpacs()
+        root = self.make_tree()
+        instances = len(instance_keys(DICOM_NAMES))
+        files = len(DICOM_NAMES)
+
+        status, stdout, stderr = self.run_tool("--url", url, str(root))
+        self.assertEqual(status, 0, stdout + stderr)
+        lines = stdout.splitlines()
+        self.assertIn(f"Stored: {instances}", lines)
+        self.assertIn(f"Already stored: {files - instances}", lines)
+        self.assertIn("Skipped: 3", lines)
+        self.assertIn("Failed: 0", lines)
+
+        for archive in [self.make_zip(root), self.make_tar(root)]:
+            status, stdout, stderr = self.run_tool("--url", url, str(archive))
+            self.assertEqual(status, 0, stdout + stderr)
+            lines = stdout.splitlines()
+            self.assertIn("Stored: 0", lines)
+            self.assertIn(f"Already stored: {files}", lines)
+            self.assertIn("Skipped: 3", lines)
+            self.assertIn("Failed: 0", lines)
+
+        with urllib.request.urlopen(f"{url}/statistics", timeout=10) as response:
+            statistics = json.load(response)
+        self.assertEqual(statistics["CountInstances"], instances)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """
+    Stop a server subprocess started by a test, killing it if it does not
+    exit within 10 seconds.
+    """
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
