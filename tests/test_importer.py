@@ -33,6 +33,7 @@ from twisted.trial.unittest import SynchronousTestCase
 import twistedpacs
 from twistedpacs.importer import cli, is_dicom_prefix, iter_sources, run, upload
 from twistedpacs.importer.client import (
+    Outcome,
     OutcomeKind,
     Payload,
     Target,
@@ -40,6 +41,7 @@ from twistedpacs.importer.client import (
     UploadResponse,
     classify_response,
 )
+from twistedpacs.importer.report import Reporter
 from twistedpacs.importer.sources import (
     MEDIA_STORAGE_DIRECTORY_UID,
     Source,
@@ -545,6 +547,84 @@ class ClassifyResponseTests(SynchronousTestCase):
             self.assertEqual(classify_response(response), (kind, message), response)
 
 
+class ReporterTests(SynchronousTestCase):
+    """
+    Tests for L{Reporter}, with a fake clock.
+    """
+
+    def make_reporter(
+        self, terminal: bool
+    ) -> tuple[Reporter, io.StringIO, io.StringIO]:
+        self.now = 0.0
+        stdout = io.StringIO()
+        stderr = TerminalStream() if terminal else io.StringIO()
+        reporter = Reporter(
+            stdout, stderr, 3, 3_000_000, progress=terminal, clock=lambda: self.now
+        )
+        return reporter, stdout, stderr
+
+    def record_three(self, reporter: Reporter) -> None:
+        """
+        Record one stored, one failed and one skipped file of 1 MB each, one
+        second apart.
+        """
+        self.now = 1.0
+        reporter.record(Outcome(OutcomeKind.STORED, "a", 10**6, sent=10**6))
+        self.now = 2.0
+        failed = Outcome(OutcomeKind.FAILED, "b", 10**6, "Bad (HTTP 400)", 10**6)
+        reporter.record(failed)
+        self.now = 3.0
+        reporter.record(Outcome(OutcomeKind.SKIPPED, "c", 10**6, "not DICOM"))
+
+    def test_reporter_progress_line_eta(self) -> None:
+        """
+        The progress line shows files, megabytes, the rate and the time left.
+        """
+        reporter, _, stderr = self.make_reporter(terminal=True)
+        self.now = 1.0
+        reporter.record(Outcome(OutcomeKind.STORED, "a", 10**6, sent=10**6))
+        expected = "1/3 files  1.0/3.0 MB  1.0 MB/s  ETA 0:00:02"
+        self.assertEqual(reporter.progress_line(1.0), expected)
+        self.assertEqual(stderr.getvalue(), "\r" + expected)
+
+    def test_reporter_terminal_output(self) -> None:
+        """
+        On a terminal, the bar is cleared to print a failure and finishes at
+        the full count.
+        """
+        reporter, stdout, stderr = self.make_reporter(terminal=True)
+        self.record_three(reporter)
+        output = stderr.getvalue()
+        self.assertIn("\r" + " " * 44 + "\rfailed b: Bad (HTTP 400)\n", output)
+        self.assertTrue(output.endswith("3/3 files  3.0/3.0 MB  1.0 MB/s  ETA 0:00:00"))
+        self.assertEqual(stdout.getvalue(), "")
+
+    def test_reporter_summary(self) -> None:
+        """
+        The summary counts each outcome, lists failures and gives the rate of
+        the bytes sent.
+        """
+        reporter, stdout, _ = self.make_reporter(terminal=False)
+        self.record_three(reporter)
+        reporter.write_summary(not_attempted=2)
+        self.assertEqual(
+            stdout.getvalue().splitlines(),
+            [
+                "stored a",
+                "failed b: Bad (HTTP 400)",
+                "skipped c (not DICOM)",
+                "Stored: 1",
+                "Already stored: 0",
+                "Skipped: 1",
+                "  not DICOM: 1",
+                "Failed: 1",
+                "  b: Bad (HTTP 400)",
+                "Not attempted: 2",
+                "Sent 2.0 MB in 3.0 s (0.7 MB/s)",
+            ],
+        )
+
+
 class UploadTests(ImporterTestCase):
     """
     Tests for L{upload} and L{Uploader}.
@@ -763,6 +843,23 @@ class RunTests(ImporterTestCase):
         self.assertIn(f"  {rejected}: Bad file format (HTTP 400)", lines)
         self.assertIn(f"Stored: {len(DICOM_NAMES)}", lines)
 
+    def test_run_broken_archive_fails(self) -> None:
+        """
+        A broken ZIP archive in a folder is one failure, and the other files
+        are still stored.
+        """
+        server = self.start_server()
+        root = self.make_tree()
+        broken = root / "broken.zip"
+        broken.write_bytes(b"this is no ZIP archive")
+        status, stdout, _ = self.run_tool("--url", server.url, str(root))
+        self.assertEqual(status, 1)
+        lines = stdout.splitlines()
+        message = f"failed {broken}: invalid ZIP archive: File is not a zip file"
+        self.assertIn(message, lines)
+        self.assertIn(f"Stored: {len(DICOM_NAMES)}", lines)
+        self.assertIn("Failed: 1", lines)
+
     def test_run_server_down_exit_one(self) -> None:
         """
         With nothing listening on the port, the tool reports that it cannot connect
@@ -958,6 +1055,7 @@ class EndToEndTests(ImporterTestCase):
         dicom_port = free_port()
         while dicom_port == http_port:
             dicom_port = free_port()
+
         repository = Path(twistedpacs.__file__).resolve().parent.parent
         environment = dict(os.environ, PYTHONPATH=str(repository))
         # The log stays open while the server runs, and a cleanup closes it.
@@ -986,19 +1084,29 @@ class EndToEndTests(ImporterTestCase):
             stderr=subprocess.STDOUT,
         )
         self.addCleanup(stop_process, process)
+
+        self.wait_for_port(process, http_port, work / "twistedpacs.log")
+        return f"http://127.0.0.1:{http_port}"
+
+    def wait_for_port(
+        self, process: subprocess.Popen[bytes], port: int, log_path: Path
+    ) -> None:
+        """
+        Wait up to 30 seconds until C{process} accepts TCP connections on
+        C{port}, and fail the test with the server's log if it exits.
+        """
         deadline = time.monotonic() + 30
         while True:
             if process.poll() is not None:
-                output = (work / "twistedpacs.log").read_text(errors="replace")
+                output = log_path.read_text(errors="replace")
                 self.fail(f"TwistedPACS exited with {process.returncode}: {output}")
             try:
-                socket.create_connection(("127.0.0.1", http_port), timeout=1).close()
-                break
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
             except OSError:
                 if time.monotonic() > deadline:
                     self.fail("TwistedPACS did not listen within 30 s")
                 time.sleep(0.1)
-        return f"http://127.0.0.1:{http_port}"
 
     def test_end_to_end_folder_then_archives(self) -> None:
         """

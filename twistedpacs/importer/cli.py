@@ -46,8 +46,9 @@ DEFAULT_JOBS = 4
 DEFAULT_TIMEOUT = 120.0
 
 # Archive members up to this size are read into memory by the walking thread.
-# Larger members are streamed from the archive while the walk waits, so memory
-# stays below about two members of this size per worker.
+# Larger members are streamed from the archive while the walk waits. At most
+# 2 * jobs + 1 members are held in memory at once: one queued and one in flight
+# per worker, and one being read.
 IN_MEMORY_LIMIT = 16 * 1024 * 1024
 
 _SEND_ERRORS: tuple[type[BaseException], ...] = (
@@ -149,7 +150,7 @@ class Importer:
         try:
             payload, file = _open_payload(job)
         except READ_ERRORS as read_error:
-            message = f"cannot read: {describe_error(read_error)}"
+            message = f"read failed: {describe_error(read_error)}"
             return Outcome(OutcomeKind.FAILED, source.name, source.size, message)
         try:
             reason = skip_reason(source, payload.prefix)
@@ -185,7 +186,7 @@ def _make_job(source: Source) -> _Job:
             with member:
                 return _Job(source, data=member.read())
     except READ_ERRORS as error:
-        return _Job(source, error=f"cannot read: {describe_error(error)}")
+        return _Job(source, error=f"read failed: {describe_error(error)}")
     return _Job(source, stream=member, done=threading.Event())
 
 
@@ -274,7 +275,7 @@ def _build_parser(stdout: TextIO) -> _ArgumentParser:
     parser.add_argument("--username", help="user name for HTTP basic authentication")
     parser.add_argument(
         "--password",
-        help="password for HTTP basic authentication (asked for when omitted)",
+        help="password for HTTP basic authentication (prompted for when omitted)",
     )
     parser.add_argument(
         "--jobs",
@@ -389,7 +390,10 @@ def run(args: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
     target = settings.target
     problem = check_server(target, settings.timeout)
     if problem is not None:
-        stderr.write(f"twistedpacs-import: cannot connect to {target.url}: {problem}\n")
+        stderr.write(
+            f"twistedpacs-import: cannot connect to {target.url}: {problem}."
+            " Check --url and that the server is running.\n"
+        )
         return 1
     progress = stderr.isatty()
     if progress:

@@ -125,7 +125,7 @@ def _iter_folder(path: str) -> Iterator[Source]:
         with os.scandir(path) as scan:
             entries = sorted(scan, key=lambda entry: entry.name)
     except OSError as error:
-        yield _error_source(path, f"cannot list folder: {error.strerror}")
+        yield _error_source(path, f"listing the folder failed: {error.strerror}")
         return
     for entry in entries:
         entry_path = os.path.join(path, entry.name)
@@ -133,7 +133,7 @@ def _iter_folder(path: str) -> Iterator[Source]:
             is_folder = entry.is_dir(follow_symlinks=False)
             is_file = entry.is_file()
         except OSError as error:
-            yield _error_source(entry_path, f"cannot read: {error.strerror}")
+            yield _error_source(entry_path, f"read failed: {error.strerror}")
             continue
         if is_folder:
             yield from _iter_folder(entry_path)
@@ -151,7 +151,7 @@ def _iter_file(path: str) -> Iterator[Source]:
         try:
             size = os.stat(path).st_size
         except OSError as error:
-            yield _error_source(path, f"cannot read: {error.strerror}")
+            yield _error_source(path, f"read failed: {error.strerror}")
             return
         opener = partial(_open_file, path)
         yield Source(path, os.path.basename(path), size, opener=opener)
@@ -217,7 +217,8 @@ def _error_source(path: str, error: str) -> Source:
 def count_sources(paths: Sequence[str]) -> tuple[int, int]:
     """
     Walk C{paths} as L{iter_sources} does and return the number of files and
-    their total size in bytes.
+    their total size in bytes. Listing the members of a compressed tar archive
+    decompresses it once.
     """
     files = 0
     size = 0
