@@ -202,6 +202,7 @@ class InstanceScanner:
         self._meta: dict[str, bytes] = {}
         self._meta_position = 0  # File Meta bytes consumed, after "DICM"
         self._meta_end: int | None = None
+        self._meta_deflated = False
         self._has_file_meta = False
         self._transfer_syntax = ""
         self._inflater: Any = None
@@ -233,14 +234,15 @@ class InstanceScanner:
         if self._phase == _DATA_SET:
             self._feed_stream(data)
             return
-        buffer = self._head + bytes(data) if self._head else bytes(data)
+        buffer = self._head + bytes(data) if self._head else data
         self._head = b""
+        pos = 0
         if self._phase == _PREAMBLE:
-            buffer = self._feed_preamble(buffer)
+            pos = self._feed_preamble(buffer)
         if self._phase == _META:
-            buffer = self._feed_meta(buffer)
-        if self._phase == _DATA_SET and buffer:
-            self._feed_stream(buffer)
+            pos = self._feed_meta(buffer, pos)
+        if self._phase == _DATA_SET and pos < len(buffer):
+            self._feed_stream(memoryview(buffer)[pos:] if pos else buffer)
 
     def finish(self) -> InstanceHeader:
         """
@@ -268,17 +270,21 @@ class InstanceScanner:
 
     # Upload detection and the File Meta group.
 
-    def _feed_preamble(self, buffer: bytes) -> bytes:
+    def _feed_preamble(self, buffer: bytes | memoryview) -> int:
+        """
+        Decide between a Part 10 file and a bare data set once 132 bytes have
+        arrived, and return the position where the next phase starts.
+        """
         if len(buffer) < _PREAMBLE_LENGTH:
             # A preamble may contain anything, so wait for "DICM" or its absence.
-            self._head = buffer
-            return b""
+            self._head = bytes(buffer)
+            return len(buffer)
         if buffer[128:132] == b"DICM":
             self._phase = _META
             self._has_file_meta = True
-            return buffer[_PREAMBLE_LENGTH:]
+            return _PREAMBLE_LENGTH
         self._start_bare(buffer)
-        return buffer
+        return 0
 
     def _finish_preamble(self) -> None:
         head, self._head = self._head, b""
@@ -295,14 +301,16 @@ class InstanceScanner:
             )
         self._start_data_set(transfer_syntax)
 
-    def _feed_meta(self, buffer: bytes) -> bytes:
+    def _feed_meta(self, buffer: bytes | memoryview, pos: int) -> int:
         """
-        Read File Meta elements from C{buffer}, and return the bytes after the
-        group once it ends, or keep the incomplete rest for the next chunk.
+        Read File Meta elements from C{buffer[pos:]}, and return the position
+        after the group once it ends, or keep the incomplete rest for the next
+        chunk and return the end.
         """
-        pos = 0
         end = len(buffer)
-        while not self._meta_ends(buffer, pos):
+        # File Meta offset of buffer[0], counted from the end of "DICM".
+        origin = self._meta_position - pos
+        while not self._meta_ends(buffer, pos, origin):
             if end - pos < 12:
                 break
             group, element, vr, length = _EXPLICIT_LE(buffer, pos)
@@ -313,42 +321,43 @@ class InstanceScanner:
             elif vr not in _SHORT_VRS:
                 raise _invalid(
                     f"unknown VR {vr!r} in the File Meta group at offset "
-                    f"{_PREAMBLE_LENGTH + self._meta_position + pos}"
+                    f"{_PREAMBLE_LENGTH + origin + pos}"
                 )
             if length > _MAX_COLLECTED_LENGTH:
                 raise _invalid(f"a File Meta element of {length} bytes")
             if end - pos < header + length:
                 break
-            value = buffer[pos + header : pos + header + length]
-            self._store_meta((group << 16) | element, value, pos + header)
+            value = bytes(buffer[pos + header : pos + header + length])
+            self._store_meta((group << 16) | element, value, origin + pos + header)
             pos += header + length
         else:
             self._start_data_set(self._meta_transfer_syntax())
-            return buffer[pos:]
-        self._meta_position += pos
-        if self._meta_position + end - pos > _MAX_META_LENGTH:
+            return pos
+        self._meta_position = origin + pos
+        if origin + end > _MAX_META_LENGTH:
             raise _invalid("the File Meta group is longer than 1 MiB")
-        self._head = buffer[pos:]
-        return b""
+        self._head = bytes(buffer[pos:])
+        return end
 
-    def _store_meta(self, tag: int, value: bytes, value_pos: int) -> None:
+    def _store_meta(self, tag: int, value: bytes, value_offset: int) -> None:
         keyword = _META_TAGS.get(tag)
         if keyword is not None:
             self._meta[keyword] = value
+            if keyword == "TransferSyntaxUID":
+                syntax = value.decode("latin-1").rstrip("\0 ")
+                self._meta_deflated = syntax in DEFLATED_TRANSFER_SYNTAXES
         elif tag == _META_GROUP_LENGTH and len(value) == 4:
             (group_length,) = _LENGTH_LE(value, 0)
-            self._meta_end = self._meta_position + value_pos + 4 + group_length
+            self._meta_end = value_offset + 4 + group_length
 
-    def _meta_ends(self, buffer: bytes, pos: int) -> bool:
+    def _meta_ends(self, buffer: bytes | memoryview, pos: int, origin: int) -> bool:
         """
         Tell whether the File Meta group ends at C{pos}: the next element is
         not in group 0002, or, when the data set is deflated and so cannot be
         peeked at, the group length is used up.
         """
-        raw = self._meta.get("TransferSyntaxUID")
-        if raw is not None and self._meta_end is not None:
-            if raw.decode("latin-1").rstrip("\0 ") in DEFLATED_TRANSFER_SYNTAXES:
-                return self._meta_position + pos >= self._meta_end
+        if self._meta_deflated and self._meta_end is not None:
+            return origin + pos >= self._meta_end
         return len(buffer) - pos >= 2 and buffer[pos : pos + 2] != b"\x02\x00"
 
     def _finish_meta(self) -> None:
@@ -440,13 +449,8 @@ class InstanceScanner:
             setting C{_need} to the bytes it needs; or C{end} after setting
             C{_skip} to the bytes of a value that continue past C{end}.
         """
-        stack = self._stack
-        values = self._values
-        explicit = self._explicit
-        kind, frame_end = self._frame_bounds(base)
-        header_of = _EXPLICIT_LE if self._little else _EXPLICIT_BE
-        implicit_of = _IMPLICIT_LE if self._little else _ITEM_BE
-        length_of = _LENGTH_LE if self._little else _LENGTH_BE
+        long_vrs, short_vrs, collected = _LONG_VRS, _SHORT_VRS, _COLLECTED
+        explicit, kind, frame_end, header_of, length_of = self._walk_state(base)
         while True:
             if pos >= frame_end:
                 if pos > frame_end:
@@ -455,11 +459,7 @@ class InstanceScanner:
                         f"of its sequence or item at offset {base + frame_end}"
                     )
                 self._pop()
-                explicit = self._explicit
-                kind, frame_end = self._frame_bounds(base)
-                header_of = _EXPLICIT_LE if self._little else _EXPLICIT_BE
-                implicit_of = _IMPLICIT_LE if self._little else _ITEM_BE
-                length_of = _LENGTH_LE if self._little else _LENGTH_BE
+                explicit, kind, frame_end, header_of, length_of = self._walk_state(base)
                 continue
             if end - pos < 8:
                 self._need = 8
@@ -467,67 +467,73 @@ class InstanceScanner:
             if explicit:
                 group, element, vr, length = header_of(buf, pos)
             else:
-                group, element, length = implicit_of(buf, pos)
+                group, element, length = header_of(buf, pos)
                 vr = None
-            tag = (group << 16) | element
             if group == 0xFFFE:
                 (length,) = length_of(buf, pos + 4)
-                pos = self._item(tag, length, kind, pos, end, base)
+                pos = self._item(0xFFFE0000 | element, length, kind, pos, end, base)
                 if self._skip:
                     return end
-                explicit = self._explicit
-                kind, frame_end = self._frame_bounds(base)
-                header_of = _EXPLICIT_LE if self._little else _EXPLICIT_BE
-                implicit_of = _IMPLICIT_LE if self._little else _ITEM_BE
-                length_of = _LENGTH_LE if self._little else _LENGTH_BE
+                explicit, kind, frame_end, header_of, length_of = self._walk_state(base)
                 continue
             if kind == _SEQUENCE or kind == _FRAGMENTS:
                 raise _invalid(
-                    f"element {_tag_text(tag)} at offset {base + pos} is not "
-                    "inside an item"
+                    f"element ({group:04X},{element:04X}) at offset {base + pos} "
+                    "is not inside an item"
                 )
             header = 8
             if vr is not None:
-                if vr in _LONG_VRS:
+                if vr in long_vrs:
                     if end - pos < 12:
                         self._need = 12
                         return pos
                     (length,) = length_of(buf, pos + 8)
                     header = 12
-                elif vr not in _SHORT_VRS:
+                elif vr not in short_vrs:
                     raise _invalid(
-                        f"unknown VR {vr!r} in element {_tag_text(tag)} at "
-                        f"offset {base + pos}"
+                        f"unknown VR {vr!r} in element ({group:04X},{element:04X}) "
+                        f"at offset {base + pos}"
                     )
             if length == _UNDEFINED_LENGTH or vr == b"SQ":
-                self._push(tag, vr, length, kind, base + pos + header)
+                self._push(
+                    (group << 16) | element, vr, length, kind, base + pos + header
+                )
                 pos += header
-                explicit = self._explicit
-                kind, frame_end = self._frame_bounds(base)
-                header_of = _EXPLICIT_LE if self._little else _EXPLICIT_BE
-                implicit_of = _IMPLICIT_LE if self._little else _ITEM_BE
-                length_of = _LENGTH_LE if self._little else _LENGTH_BE
+                explicit, kind, frame_end, header_of, length_of = self._walk_state(base)
                 continue
             value_end = pos + header + length
-            if kind == _TOP and tag in _COLLECTED and length <= _MAX_COLLECTED_LENGTH:
-                if value_end > end:
-                    self._need = header + length
-                    return pos
-                self._collect(tag, buf[pos + header : value_end])
+            if kind == _TOP:
+                tag = (group << 16) | element
+                if tag in collected and length <= _MAX_COLLECTED_LENGTH:
+                    if value_end > end:
+                        self._need = header + length
+                        return pos
+                    self._collect(tag, buf[pos + header : value_end])
             if value_end > end:
                 self._skip = value_end - end
                 return end
             pos = value_end
 
-    def _frame_bounds(self, base: int) -> tuple[int, int]:
+    def _walk_state(self, base: int) -> tuple[bool, int, int, Any, Any]:
         """
-        Return the kind of the innermost frame and its end relative to
-        C{base}, or L{_NO_END} when its length is undefined.
+        Return what the walk needs to know about the innermost frame: explicit
+        VR or not, its kind, its end relative to C{base} (L{_NO_END} when
+        undefined), and the header and length unpackers of its encoding.
         """
-        if not self._stack:
-            return _TOP, _NO_END
-        kind, frame_end, _, _ = self._stack[-1]
-        return kind, (frame_end - base if frame_end >= 0 else _NO_END)
+        if self._stack:
+            kind, frame_end, _, _ = self._stack[-1]
+            if frame_end >= 0:
+                frame_end -= base
+            else:
+                frame_end = _NO_END
+        else:
+            kind, frame_end = _TOP, _NO_END
+        if self._explicit:
+            header_of = _EXPLICIT_LE if self._little else _EXPLICIT_BE
+        else:
+            header_of = _IMPLICIT_LE if self._little else _ITEM_BE
+        length_of = _LENGTH_LE if self._little else _LENGTH_BE
+        return self._explicit, kind, frame_end, header_of, length_of
 
     def _push(
         self, tag: int, vr: bytes | None, length: int, kind: int, start: int
@@ -659,7 +665,11 @@ def _decode_values(values: dict[str, tuple[bytes, bool]]) -> dict[str, str]:
     encodings: list[str] | None = None
     if charset is not None:
         names = charset[0].decode("latin-1").rstrip(" \0").split("\\")
-        encodings = convert_encodings([name.strip() for name in names])
+        try:
+            encodings = convert_encodings([name.strip() for name in names])
+        except (LookupError, ValueError):
+            # pydicom falls back to its default repertoire for unknown names.
+            encodings = None
     decoded = {}
     for keyword, (raw, little) in values.items():
         decoded[keyword] = decode_value(DICTIONARY_VRS[keyword], raw, little, encodings)
