@@ -120,6 +120,7 @@ class _CheckedTransfer:
     def __init__(self, transfer: Any, request: CStoreRQ) -> None:
         self._transfer = transfer
         self._request = request
+        self.done = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transfer, name)
@@ -128,9 +129,12 @@ class _CheckedTransfer:
         self._transfer.write(data)
 
     def abort(self) -> None:
-        self._transfer.abort()
+        if not self.done:
+            self.done = True
+            self._transfer.abort()
 
     def finish(self, entry: IndexEntry) -> Deferred[StoreResult]:
+        self.done = True
         header = entry.header
         request = self._request
         if header.sop_class_uid != request.affected_sop_class_uid:
@@ -157,11 +161,13 @@ class _CheckedStore:
     def __init__(self, store: Any, request: CStoreRQ) -> None:
         self._store = store
         self._request = request
+        self.transfer: _CheckedTransfer | None = None
 
     def begin_transfer(self, pause: Any, resume: Any) -> _CheckedTransfer:
-        return _CheckedTransfer(
+        self.transfer = _CheckedTransfer(
             self._store.begin_transfer(pause, resume), self._request
         )
+        return self.transfer
 
 
 class _Response:
@@ -213,8 +219,18 @@ class DIMSEServiceProvider:
         self._request: CStoreRQ | None = None
         self._discarding: Command | None = None
         self._current_slot: _Response | None = None
+        self._checked_store: _CheckedStore | None = None
         self._closed = False
+        self._committing = 0
         self.stored = 0
+
+    @property
+    def committing(self) -> bool:
+        """
+        Whether a received data set waits for its commit, so that the peer
+        waits for us.
+        """
+        return self._committing > 0
 
     @property
     def busy(self) -> bool:
@@ -331,7 +347,16 @@ class DIMSEServiceProvider:
         slot, self._current_slot = self._current_slot, None
         if session is None or request is None or slot is None:
             return
-        finished = session.finish()
+        try:
+            finished = session.finish()
+        except Exception:
+            # The session may raise after its scan, leaving the transfer open.
+            checked = self._checked_store
+            if checked is not None and checked.transfer is not None:
+                checked.transfer.abort()
+            finished = fail()
+        self._committing += 1
+        finished.addBoth(self._committed)
         finished.addCallbacks(
             self._stored,
             self._store_failed,
@@ -352,8 +377,9 @@ class DIMSEServiceProvider:
         )
         self._current_slot = self._reserve(context_id)
         self._request = request
+        self._checked_store = _CheckedStore(self._store, request)
         self._session = IngestSession(
-            _CheckedStore(self._store, request),
+            self._checked_store,
             provenance,
             transfer_syntax=context.transfer_syntax,
             pause=association.pause_peer,
@@ -361,6 +387,10 @@ class DIMSEServiceProvider:
             maximum_size=self._settings.maximum_instance_size,
             source_aet=association.calling_ae_title,
         )
+
+    def _committed(self, result: object) -> object:
+        self._committing -= 1
+        return result
 
     def _stored(
         self,

@@ -332,7 +332,7 @@ class DICOMServerProtocol(Protocol):
 
     def _idle_expired(self) -> None:
         self._idle = None
-        if self.provider is not None and self.provider.busy and not self._pending:
+        if self.provider is not None and self.provider.committing:
             # The peer waits for our answer, which waits for the store.
             self._arm_idle()
             return
