@@ -1,7 +1,7 @@
 """
 A real TwistedPACS server in a subprocess, for end-to-end tests.
 
-The server runs as users run it, C{python -m twisted twistedpacs}, from a
+The server runs as users run it, C{twistd -n twistedpacs}, from a
 temporary working directory, so the installed package and its twistd plugin are
 what is tested, and it binds to 127.0.0.1 on free ports.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +26,19 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def twistd_path() -> str:
+    """
+    Find the C{twistd} script installed beside the running interpreter.
+    """
+    candidate = os.path.join(os.path.dirname(sys.executable), "twistd")
+    if os.path.exists(candidate):
+        return candidate
+    found = shutil.which("twistd")
+    if found is None:
+        raise RuntimeError("twistd is not installed beside " + sys.executable)
+    return found
 
 
 class ServerProcess:
@@ -43,7 +57,7 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.http_port}"
         self.log_path = os.path.join(self.directory, "twistd.log")
         arguments = [
-            sys.executable, "-m", "twisted",
+            twistd_path(), "-n",
             "--logfile", self.log_path,
             "--pidfile", "",
             "twistedpacs",

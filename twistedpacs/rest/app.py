@@ -193,7 +193,7 @@ class RestApi:
         metadata = self.store.metadata(instance_id)
         if metadata is None:
             raise resources.unknown_resource(Level.INSTANCE, instance_id)
-        if b"expand" in request.args:
+        if resources.has_flag(request, b"expand"):
             return json_response(request, metadata)
         return json_response(request, sorted(metadata))
 
@@ -220,7 +220,7 @@ class RestApi:
     @app.route("/instances/<string:instance_id>/tags", methods=["GET"])
     @inlineCallbacks
     def get_tags(self, request: IRequest, instance_id: str) -> Deferred[bytes]:
-        simplified = b"simplify" in request.args
+        simplified = resources.has_flag(request, b"simplify")
         document = yield resources.instance_tags(
             self.store, self.reactor, instance_id, simplified=simplified
         )

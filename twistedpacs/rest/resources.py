@@ -42,6 +42,19 @@ def unknown_resource(level: Level, resource_id: str) -> RestError:
     )
 
 
+def has_flag(request: IRequest, name: bytes) -> bool:
+    """
+    Tell whether the query string carries C{name}, with or without a value.
+
+    twisted.web drops query items without C{=} from C{request.args}, but
+    Orthanc clients write C{?expand} bare.
+    """
+    if name in request.args:
+        return True
+    query = request.uri.split(b"?", 1)[1] if b"?" in request.uri else b""
+    return any(item.split(b"=", 1)[0] == name for item in query.split(b"&"))
+
+
 def integer_argument(request: IRequest, name: bytes, default: int) -> int:
     values = request.args.get(name)
     if not values:
@@ -79,13 +92,13 @@ def resource_document(store: Any, level: Level, resource_id: str) -> dict[str, A
         "MainDicomTags": dict(record.get("MainDicomTags", {})),
         "Labels": [],
     }
-    parent = record.get("Parent")
+    parent = record.get("ParentID")
     if level in _PARENT_FIELD:
         document[_PARENT_FIELD[level]] = parent
     if level in _CHILDREN_FIELD:
         document[_CHILDREN_FIELD[level]] = store.children(level, resource_id)
         document["IsStable"] = True
-        document["LastUpdate"] = record.get("LastUpdate", "")
+        document["LastUpdate"] = record.get("CreationDate", "")
     if level is Level.STUDY and parent is not None:
         patient = store.get(Level.PATIENT, parent) or {}
         document["PatientMainDicomTags"] = dict(patient.get("MainDicomTags", {}))
@@ -94,7 +107,7 @@ def resource_document(store: Any, level: Level, resource_id: str) -> dict[str, A
         document["Status"] = "Unknown"
     if level is Level.INSTANCE:
         document["FileSize"] = record.get("FileSize", 0)
-        document["FileUuid"] = str(record.get("BlobId", ""))
+        document["FileUuid"] = resource_id
         document["IndexInSeries"] = record.get("IndexInSeries")
     return document
 
@@ -103,7 +116,7 @@ def list_level(store: Any, level: Level, request: IRequest) -> list[Any]:
     since = integer_argument(request, b"since", 0)
     limit = integer_argument(request, b"limit", 0)
     ids = store.list_ids(level, since, limit)
-    if b"expand" in request.args:
+    if has_flag(request, b"expand"):
         return [resource_document(store, level, resource_id) for resource_id in ids]
     return ids
 
@@ -124,7 +137,7 @@ def _ancestor_id(store: Any, level: Level, resource_id: str, target: Level) -> s
         record = store.get(current, current_id)
         if record is None or current.parent is None:
             raise unknown_resource(current, current_id)
-        current, current_id = current.parent, record["Parent"]
+        current, current_id = current.parent, record["ParentID"]
     return current_id
 
 
