@@ -1,7 +1,7 @@
 """
 An incremental structural scanner of DICOM instances, the ingest hot path.
 
-L{InstanceScanner} sees each byte of an upload or of a received data set once,
+L{InstanceScanner} reads each byte of an upload or of a received data set once,
 in chunks split anywhere. It walks every element, including those nested in
 sequences and the fragments of encapsulated pixel data, so that a body is
 accepted only when the walk ends exactly on an element boundary at the top
@@ -61,7 +61,7 @@ _META_GROUP_LENGTH = 0x00020000
 # conforming value of those VRs comes near it, and it bounds the memory a
 # hostile length can make the scanner hold.
 _MAX_COLLECTED_LENGTH = 65536
-# A File Meta group is a few hundred bytes; this bounds a hostile one.
+# A File Meta group is a few hundred bytes, so this bounds only a hostile one.
 _MAX_META_LENGTH = 1 << 20
 # Each call to the inflater produces at most this many bytes.
 _INFLATE_PIECE = 1 << 18
@@ -150,8 +150,9 @@ def _mode_of(transfer_syntax: str) -> tuple[bool, bool, bool]:
     """
     Return (explicit VR, little endian, deflated) of a transfer syntax.
 
-    Every transfer syntax other than the first three of PS3.5 uses explicit VR
-    little endian for its data set.
+    Every transfer syntax other than implicit VR little endian and explicit VR
+    big endian encodes its data set in explicit VR little endian, deflated
+    first for the deflated ones.
     """
     if transfer_syntax == IMPLICIT_VR_LITTLE_ENDIAN:
         return False, True, False
@@ -405,9 +406,9 @@ class InstanceScanner:
     def _finish_inflater(self) -> None:
         if not self._inflater.eof:
             raise _truncated("the deflated data set ends before its last block")
-        # NOTE: bytes after the end of the deflate stream are ignored, as
-        # pydicom 3.0 and DCMTK 3.6.7 ignore them (pydicom's image_dfl.dcm
-        # carries 16 such bytes); they are outside the data set.
+        # NOTE: bytes after the end of the deflate stream are outside the data
+        # set and ignored, as pydicom 3.0 and DCMTK 3.6.7 ignore them. pydicom's
+        # image_dfl.dcm carries 16 such bytes.
 
     def _walk_chunk(self, data: bytes | memoryview) -> None:
         """

@@ -121,7 +121,7 @@ _UNKNOWN_NAME = "Unknown Tag & Data"
 
 def dicom_tags(file_bytes: bytes) -> dict[str, Any]:
     """
-    Build the C{/instances/{id}/tags} answer of Orthanc for a stored file.
+    Build the body Orthanc returns for C{/instances/{id}/tags} of a stored file.
 
     Each tag of the data set (the File Meta group left out) is keyed by its
     lowercase C{gggg,eeee} and maps to its C{Name}, its C{Type} (C{String},
@@ -134,7 +134,7 @@ def dicom_tags(file_bytes: bytes) -> dict[str, Any]:
 
 def simplified_tags(file_bytes: bytes) -> dict[str, Any]:
     """
-    Build the C{/instances/{id}/simplified-tags} answer of Orthanc: each tag
+    Build the body Orthanc returns for C{/instances/{id}/simplified-tags}: each tag
     keyed by its name, with its value as a string, a list of dicts for a
     sequence, or L{None} for binary and overlong values.
     """
