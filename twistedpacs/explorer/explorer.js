@@ -56,11 +56,12 @@ export async function refreshStatistics() {
   setText("count-studies", formatCount(answer.CountStudies));
   setText("count-series", formatCount(answer.CountSeries));
   setText("count-instances", formatCount(answer.CountInstances));
-  const megabytes = Number(answer.TotalDiskSizeMB);
-  setText(
-    "disk-size",
-    Number.isFinite(megabytes) ? formatBytes(Math.round(megabytes * 1048576)) : "–",
-  );
+  // Orthanc sends TotalDiskSize in bytes as a string, and TotalDiskSizeMB
+  // rounded down to whole megabytes.
+  const bytes = answer.TotalDiskSize !== undefined
+    ? Number(answer.TotalDiskSize)
+    : Number(answer.TotalDiskSizeMB) * 1048576;
+  setText("disk-size", Number.isFinite(bytes) ? formatBytes(bytes) : "–");
   return answer;
 }
 
