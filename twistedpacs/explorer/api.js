@@ -7,8 +7,8 @@
 
 export const apiRoot = new URL("../", document.baseURI);
 
-// Build the URL of a REST route. `query` is a list of [name, value] pairs; a
-// null value writes the bare name, as Orthanc spells flags (`?expand`).
+// Build the URL of a REST route. `query` is a list of [name, value] pairs,
+// and a null value writes the bare name, as Orthanc spells flags (`?expand`).
 export function apiUrl(path, query = []) {
   const url = new URL(path.replace(/^\/+/, ""), apiRoot);
   const parts = query.map(([name, value]) =>

@@ -117,7 +117,7 @@ async function showPatients(page) {
   const range = document.getElementById("patients-range");
   range.textContent = rangeText(since, patients.length, total);
   range.dataset.since = since;
-  range.dataset.shown = patients.length;
+  range.dataset.rowCount = patients.length;
   range.dataset.total = total;
   const previous = document.getElementById("patients-previous");
   const next = document.getElementById("patients-next");

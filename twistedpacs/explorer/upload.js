@@ -289,8 +289,8 @@ function showSummary(state) {
     (state === "done" ? "Upload finished: " : "Uploading: ") + parts.join(", ");
 }
 
-// Upload every pending file, UPLOAD_CONCURRENCY at a time, and resolve when
-// all have an answer.
+// Upload every pending file, UPLOAD_CONCURRENCY at a time, and resolve once
+// every request has finished.
 export async function startUpload() {
   if (uploading) {
     return;
