@@ -48,7 +48,9 @@ class ServerProcess:
     @ivar url: the base URL of its REST API.
     """
 
-    def __init__(self, *extra: str, config: dict[str, Any] | None = None, aet: str = "ORTHANC") -> None:
+    def __init__(
+        self, *extra: str, config: dict[str, Any] | None = None, aet: str = "ORTHANC"
+    ) -> None:
         self.directory = tempfile.mkdtemp(prefix="twistedpacs-test-")
         self.storage = os.path.join(self.directory, "db")
         self.http_port = free_port()
@@ -57,16 +59,25 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.http_port}"
         self.log_path = os.path.join(self.directory, "twistd.log")
         arguments = [
-            twistd_path(), "-n",
-            "--logfile", self.log_path,
-            "--pidfile", "",
+            twistd_path(),
+            "-n",
+            "--logfile",
+            self.log_path,
+            "--pidfile",
+            "",
             "twistedpacs",
-            "--http-port", str(self.http_port),
-            "--http-bind", "127.0.0.1",
-            "--dicom-port", str(self.dicom_port),
-            "--dicom-bind", "127.0.0.1",
-            "--aet", aet,
-            "--storage", self.storage,
+            "--http-port",
+            str(self.http_port),
+            "--http-bind",
+            "127.0.0.1",
+            "--dicom-port",
+            str(self.dicom_port),
+            "--dicom-bind",
+            "127.0.0.1",
+            "--aet",
+            aet,
+            "--storage",
+            self.storage,
         ]
         if config is not None:
             config_path = os.path.join(self.directory, "config.json")
@@ -77,8 +88,11 @@ class ServerProcess:
         environment = dict(os.environ)
         environment.pop("PYTHONPATH", None)
         self.process = subprocess.Popen(
-            arguments, cwd=self.directory, env=environment,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            arguments,
+            cwd=self.directory,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         self._wait_until_ready()
 
@@ -86,7 +100,9 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}: {self.log()}")
+                raise RuntimeError(
+                    f"server exited with {self.process.returncode}: {self.log()}"
+                )
             try:
                 with urllib.request.urlopen(self.url + "/system", timeout=2):
                     return
@@ -110,11 +126,19 @@ class ServerProcess:
         with urllib.request.urlopen(self.url + path, timeout=30) as response:
             return bytes(response.read())
 
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
         """
         Send one request; return the status and the decoded JSON body.
         """
-        request = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
+        request = urllib.request.Request(
+            self.url + path, data=body, method=method, headers=headers or {}
+        )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return response.status, json.load(response)

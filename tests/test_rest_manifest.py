@@ -32,8 +32,15 @@ def curl_post(url: str, path: pathlib.Path, expect: bool) -> tuple[int, Any]:
     POST a file as the raw body with curl; return the status and JSON body.
     """
     command = [
-        "curl", "-s", "-X", "POST", f"{url}/instances",
-        "--data-binary", f"@{path}", "-w", "\n%{http_code}",
+        "curl",
+        "-s",
+        "-X",
+        "POST",
+        f"{url}/instances",
+        "--data-binary",
+        f"@{path}",
+        "-w",
+        "\n%{http_code}",
     ]
     if not expect:
         command[2:2] = ["-H", "Expect:"]
@@ -154,7 +161,9 @@ class ManifestUploadTests(SynchronousTestCase):
         for entry in self.manifest:
             if entry["outcome"] != "stored":
                 continue
-            dataset = pydicom.dcmread(DATA / entry["path"], force=True, stop_before_pixels=True)
+            dataset = pydicom.dcmread(
+                DATA / entry["path"], force=True, stop_before_pixels=True
+            )
             patient = str(dataset.get("PatientID", "")).strip()
             uids = [
                 patient,
@@ -166,4 +175,3 @@ class ManifestUploadTests(SynchronousTestCase):
                 continue
             self.assertEqual(orthanc_id(*uids), entry["instance_id"], entry["path"])
             self.assertEqual(orthanc_id(patient), entry["patient_id"], entry["path"])
-

@@ -67,7 +67,9 @@ def _megabytes(value: Any) -> int:
 def _modalities(value: Any) -> dict[str, tuple[str, str, int]]:
     result = {}
     if not isinstance(value, dict):
-        raise ConfigError("DicomModalities must be an object of name: [AET, host, port]")
+        raise ConfigError(
+            "DicomModalities must be an object of name: [AET, host, port]"
+        )
     for name, entry in value.items():
         if isinstance(entry, dict):
             entry = [entry.get("AET"), entry.get("Host"), entry.get("Port")]
@@ -138,7 +140,9 @@ def settings_from_file(path: str, base: Settings | None = None) -> Settings:
     return settings_from_mapping(document, base)
 
 
-def settings_from_mapping(document: dict[str, Any], base: Settings | None = None) -> Settings:
+def settings_from_mapping(
+    document: dict[str, Any], base: Settings | None = None
+) -> Settings:
     """
     Apply a mapping of Orthanc-style option names over C{base}.
 

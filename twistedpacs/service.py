@@ -52,7 +52,12 @@ class Options(usage.Options):
             "JSON configuration file with Orthanc option names (HttpPort, "
             "DicomPort, DicomAet, StorageDirectory, MaximumStorageSize in MB, ...)",
         ],
-        ["name", None, None, "server name shown by /system and the Explorer [TwistedPACS]"],
+        [
+            "name",
+            None,
+            None,
+            "server name shown by /system and the Explorer [TwistedPACS]",
+        ],
     ]
     optFlags = [
         ["overwrite", None, "replace a stored instance that is received again"],
@@ -108,7 +113,9 @@ def build_settings(options: dict[str, Any]) -> Settings:
         if not 0 <= port <= 65535:
             raise ConfigError(f"{name} must be between 0 and 65535, not {port}")
     if not 1 <= len(settings.aet) <= 16:
-        raise ConfigError(f"the AE title must have 1 to 16 characters: {settings.aet!r}")
+        raise ConfigError(
+            f"the AE title must have 1 to 16 characters: {settings.aet!r}"
+        )
     return settings
 
 
@@ -191,4 +198,3 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     dicom.setServiceParent(top)
 
     return top
-

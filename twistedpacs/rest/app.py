@@ -14,6 +14,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.static import File
+from werkzeug.exceptions import HTTPException
 
 from twistedpacs import __version__
 from twistedpacs.config import Settings
@@ -26,7 +27,9 @@ from twistedpacs.rest.errors import RestError, error_body
 from twistedpacs.rest.producer import send_instance_file
 from twistedpacs.rest.upload import ZipSpool, finish_upload
 
-EXPLORER_DIRECTORY = os.path.join(os.path.dirname(os.path.dirname(__file__)), "explorer")
+EXPLORER_DIRECTORY = os.path.join(
+    os.path.dirname(os.path.dirname(__file__)), "explorer"
+)
 _LEVEL_BY_NAME = {level.value: level for level in LEVELS}
 
 
@@ -89,6 +92,34 @@ class RestApi:
         return self._error(
             request,
             RestError(507, "The storage failed", str(failure.value), "FullStorage"),
+        )
+
+    @app.handle_errors(HTTPException)
+    def handle_routing_error(self, request: IRequest, failure: Failure) -> bytes:
+        # Unknown routes (404) and methods (405) found by klein's URL map.
+        error = failure.value
+        return self._error(
+            request,
+            RestError(
+                error.code,
+                f"{error.name}: {request.uri.decode('latin-1')}",
+                error.description or "",
+                "UnknownResource" if error.code == 404 else "BadRequest",
+            ),
+        )
+
+    @app.handle_errors(Exception)
+    def handle_unexpected(self, request: IRequest, failure: Failure) -> bytes:
+        # A bug: log it with its traceback, answer JSON without one.
+        self.log.failure(
+            "Request {method} {uri} failed",
+            failure,
+            method=request.method,
+            uri=request.uri,
+        )
+        return self._error(
+            request,
+            RestError(500, "Internal error", "see the server log", "InternalError"),
         )
 
     def _error(self, request: IRequest, error: RestError) -> bytes:
@@ -161,7 +192,9 @@ class RestApi:
         return json_response(request, resources.list_level(self.store, level, request))
 
     @app.route("/<string:level_name>/<string:resource_id>", methods=["GET"])
-    def get_resource(self, request: IRequest, level_name: str, resource_id: str) -> bytes:
+    def get_resource(
+        self, request: IRequest, level_name: str, resource_id: str
+    ) -> bytes:
         level = self._level(level_name)
         return json_response(
             request, resources.resource_document(self.store, level, resource_id)
@@ -177,7 +210,9 @@ class RestApi:
         if outcome is None:
             raise resources.unknown_resource(level, resource_id)
         self.log.info(
-            "Deleted {level} {resource_id}", level=level.value, resource_id=resource_id
+            "Deleted {resource_level} {resource_id}",
+            resource_level=level.value,
+            resource_id=resource_id,
         )
         return json_response(request, outcome)
 
@@ -197,7 +232,9 @@ class RestApi:
             return json_response(request, metadata)
         return json_response(request, sorted(metadata))
 
-    @app.route("/instances/<string:instance_id>/metadata/<string:name>", methods=["GET"])
+    @app.route(
+        "/instances/<string:instance_id>/metadata/<string:name>", methods=["GET"]
+    )
     def get_instance_metadata_item(
         self, request: IRequest, instance_id: str, name: str
     ) -> bytes:
@@ -211,7 +248,9 @@ class RestApi:
 
     @app.route("/instances/<string:instance_id>/simplified-tags", methods=["GET"])
     @inlineCallbacks
-    def get_simplified_tags(self, request: IRequest, instance_id: str) -> Deferred[bytes]:
+    def get_simplified_tags(
+        self, request: IRequest, instance_id: str
+    ) -> Deferred[bytes]:
         document = yield resources.instance_tags(
             self.store, self.reactor, instance_id, simplified=True
         )
@@ -226,7 +265,10 @@ class RestApi:
         )
         return json_response(request, document)
 
-    @app.route("/<string:level_name>/<string:resource_id>/<string:child_level>", methods=["GET"])
+    @app.route(
+        "/<string:level_name>/<string:resource_id>/<string:child_level>",
+        methods=["GET"],
+    )
     def get_children(
         self, request: IRequest, level_name: str, resource_id: str, child_level: str
     ) -> bytes:

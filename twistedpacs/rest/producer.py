@@ -67,7 +67,9 @@ class ChunkProducer:
     def _read_failed(self, failure: Failure) -> None:
         self._reading = False
         self.log.failure(
-            "Reading instance {instance_id} failed", failure, instance_id=self._instance_id
+            "Reading instance {instance_id} failed",
+            failure,
+            instance_id=self._instance_id,
         )
         self._stopped = True
         self._request.unregisterProducer()

@@ -121,7 +121,9 @@ def list_level(store: Any, level: Level, request: IRequest) -> list[Any]:
     return ids
 
 
-def _descendant_ids(store: Any, level: Level, resource_id: str, target: Level) -> list[str]:
+def _descendant_ids(
+    store: Any, level: Level, resource_id: str, target: Level
+) -> list[str]:
     ids = [resource_id]
     current = level
     while current is not target:

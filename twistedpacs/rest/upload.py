@@ -316,7 +316,9 @@ class UploadSite(Site):
     protocol = UploadChannel  # type: ignore[assignment]
     requestFactory = UploadRequest
 
-    def __init__(self, resource: Any, store: Any, settings: Settings, **kwargs: Any) -> None:
+    def __init__(
+        self, resource: Any, store: Any, settings: Settings, **kwargs: Any
+    ) -> None:
         super().__init__(resource, **kwargs)
         self.store = store
         self.settings = settings
@@ -327,7 +329,14 @@ def finish_upload(body: UploadBody | None) -> Deferred[Any]:
     Complete a streamed body: store its instance, or return its ZIP spool.
     """
     if body is None or body.size == 0:
-        return fail(RestError(400, "Empty request body", "POST /instances needs a DICOM file or a ZIP archive as its body", "BadFileFormat"))
+        return fail(
+            RestError(
+                400,
+                "Empty request body",
+                "POST /instances needs a DICOM file or a ZIP archive as its body",
+                "BadFileFormat",
+            )
+        )
     body.finished = True
     if body.error is not None:
         return fail(body.error)
