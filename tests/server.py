@@ -49,8 +49,18 @@ class ServerProcess:
     """
 
     def __init__(
-        self, *extra: str, config: dict[str, Any] | None = None, aet: str = "ORTHANC"
+        self,
+        *extra: str,
+        config: dict[str, Any] | None = None,
+        aet: str = "ORTHANC",
+        wrapper: tuple[str, ...] = (),
     ) -> None:
+        """
+        @param extra: more C{twistd twistedpacs} options.
+        @param config: a configuration document, written to a file for
+            C{--config}.
+        @param wrapper: a command that runs twistd, such as C{strace -f}.
+        """
         self.directory = tempfile.mkdtemp(prefix="twistedpacs-test-")
         self.storage = os.path.join(self.directory, "db")
         self.http_port = free_port()
@@ -59,6 +69,7 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.http_port}"
         self.log_path = os.path.join(self.directory, "twistd.log")
         arguments = [
+            *wrapper,
             twistd_path(),
             "-n",
             "--logfile",
@@ -111,6 +122,32 @@ class ServerProcess:
         self.stop()
         raise RuntimeError(f"server did not answer within {timeout} s: {self.log()}")
 
+    @property
+    def pid(self) -> int:
+        """
+        The server's process id (twistd's, also under a wrapper, which runs
+        it as a child).
+        """
+        if not hasattr(self, "_server_pid"):
+            self._server_pid = self.process.pid
+            children = f"/proc/{self.process.pid}/task/{self.process.pid}/children"
+            if os.path.exists(children):
+                with open(children) as stream:
+                    found = stream.read().split()
+                if found:
+                    self._server_pid = int(found[0])
+        return self._server_pid
+
+    def rss_anon(self) -> int:
+        """
+        Return the server's anonymous resident memory in bytes.
+        """
+        with open(f"/proc/{self.pid}/status") as stream:
+            for line in stream:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+        raise RuntimeError("RssAnon missing from /proc status")
+
     def log(self) -> str:
         try:
             with open(self.log_path, encoding="utf-8", errors="replace") as stream:
@@ -152,6 +189,9 @@ class ServerProcess:
     def stop(self) -> int:
         """
         Stop the server with SIGTERM (a clean twistd shutdown) and wait.
+
+        @return: the exit status; twistd stopped by SIGTERM exits by that
+            signal once shut down, so a clean stop returns C{-SIGTERM}.
         """
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

@@ -34,9 +34,11 @@ _LEVEL_BY_NAME = {level.value: level for level in LEVELS}
 
 
 def json_response(request: IRequest, document: Any, status: int = 200) -> bytes:
+    body = json.dumps(document, indent=2).encode("utf-8") + b"\n"
     request.setResponseCode(status)
     request.setHeader(b"content-type", b"application/json; charset=utf-8")
-    return json.dumps(document, indent=2).encode("utf-8") + b"\n"
+    request.setHeader(b"content-length", b"%d" % len(body))
+    return body
 
 
 def instance_answer(result: StoreResult) -> dict[str, str]:
@@ -123,9 +125,11 @@ class RestApi:
         )
 
     def _error(self, request: IRequest, error: RestError) -> bytes:
+        body = error_body(error, request.method, request.uri)
         request.setResponseCode(error.status)
         request.setHeader(b"content-type", b"application/json; charset=utf-8")
-        return error_body(error, request.method, request.uri)
+        request.setHeader(b"content-length", b"%d" % len(body))
+        return body
 
     # Upload
 
