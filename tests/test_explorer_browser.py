@@ -13,12 +13,8 @@ import io
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -28,6 +24,8 @@ from typing import Any
 import pydicom
 from pydicom.uid import generate_uid
 from twisted.trial.unittest import SynchronousTestCase
+
+from tests.server import ServerProcess
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -78,94 +76,25 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-class RunningServer:
+class RunningServer(ServerProcess):
     """
     A TwistedPACS server in a subprocess, with its storage in a new temporary
-    directory.
+    directory, and the request helpers the page tests use.
 
     @ivar base_url: The server's HTTP root, ending in C{/}.
     """
 
     def __init__(self) -> None:
-        self.directory = tempfile.mkdtemp(prefix="twistedpacs-explorer-")
-        self.http_port = free_port()
-        self.dicom_port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.http_port}/"
-        self.log_path = os.path.join(self.directory, "server.log")
-        command = [
-            sys.executable,
-            "-m",
-            "twisted",
-            "twistedpacs",
-            "--http-port",
-            str(self.http_port),
-            "--http-bind",
-            "127.0.0.1",
-            "--dicom-port",
-            str(self.dicom_port),
-            "--dicom-bind",
-            "127.0.0.1",
-            "--storage",
-            os.path.join(self.directory, "store"),
-        ]
-        environment = dict(os.environ)
-        environment["PYTHONPATH"] = os.pathsep.join(
-            [REPOSITORY] + [p for p in [environment.get("PYTHONPATH")] if p]
-        )
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=REPOSITORY,
-                env=environment,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            self.wait_until_ready()
-        except BaseException:
-            self.stop()
-            raise
+        super().__init__()
+        self.base_url = self.url + "/"
 
-    def log_tail(self) -> str:
-        """
-        Return the last lines the server wrote to its log.
-        """
-        with open(self.log_path, encoding="utf-8", errors="replace") as log:
-            return "".join(log.readlines()[-30:])
-
-    def wait_until_ready(self) -> None:
-        """
-        Poll C{GET /system} until it returns 200.
-
-        @raise RuntimeError: The server exited or timed out before responding.
-        """
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"server exited with status {self.process.returncode}:\n"
-                    + self.log_tail()
-                )
-            try:
-                with urllib.request.urlopen(self.base_url + "system", timeout=2):
-                    return
-            except (OSError, urllib.error.URLError):
-                time.sleep(0.2)
-        raise RuntimeError("GET /system timed out:\n" + self.log_tail())
-
-    def stop(self) -> None:
+    def stop(self) -> int:
         """
         Stop the server by its PID and remove its directory.
         """
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=15)
+        status = super().stop()
         shutil.rmtree(self.directory, ignore_errors=True)
+        return status
 
     def get_json(self, path: str) -> Any:
         """

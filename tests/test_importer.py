@@ -13,11 +13,8 @@ import http.client
 import http.server
 import io
 import json
-import os
 import shutil
 import socket
-import subprocess
-import sys
 import tarfile
 import threading
 import time
@@ -30,7 +27,7 @@ from pathlib import Path
 import pydicom
 from twisted.trial.unittest import SynchronousTestCase
 
-import twistedpacs
+from tests.server import ServerProcess
 from twistedpacs.importer import cli, is_dicom_prefix, iter_sources, run, upload
 from twistedpacs.importer.client import (
     Outcome,
@@ -1047,66 +1044,11 @@ class EndToEndTests(ImporterTestCase):
     def start_twistedpacs(self) -> str:
         """
         Start TwistedPACS on free loopback ports with a fresh store, wait
-        until its HTTP port accepts connections, and return its URL.
+        until it answers, and return its URL.
         """
-        work = Path(self.mktemp())
-        work.mkdir()
-        http_port = free_port()
-        dicom_port = free_port()
-        while dicom_port == http_port:
-            dicom_port = free_port()
-
-        repository = Path(twistedpacs.__file__).resolve().parent.parent
-        environment = dict(os.environ, PYTHONPATH=str(repository))
-        # The log stays open while the server runs, and a cleanup closes it.
-        log = open(work / "twistedpacs.log", "wb")  # noqa: SIM115
-        self.addCleanup(log.close)
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "twisted",
-                "twistedpacs",
-                "--http-port",
-                str(http_port),
-                "--http-bind",
-                "127.0.0.1",
-                "--dicom-port",
-                str(dicom_port),
-                "--dicom-bind",
-                "127.0.0.1",
-                "--storage",
-                str(work / "store"),
-            ],
-            cwd=work,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.addCleanup(stop_process, process)
-
-        self.wait_for_port(process, http_port, work / "twistedpacs.log")
-        return f"http://127.0.0.1:{http_port}"
-
-    def wait_for_port(
-        self, process: subprocess.Popen[bytes], port: int, log_path: Path
-    ) -> None:
-        """
-        Wait up to 30 seconds until C{process} accepts TCP connections on
-        C{port}, and fail the test with the server's log if it exits.
-        """
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                output = log_path.read_text(errors="replace")
-                self.fail(f"TwistedPACS exited with {process.returncode}: {output}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.fail("TwistedPACS did not listen within 30 s")
-                time.sleep(0.1)
+        server = ServerProcess()
+        self.addCleanup(server.stop)
+        return server.url
 
     def test_end_to_end_folder_then_archives(self) -> None:
         """
@@ -1139,17 +1081,3 @@ class EndToEndTests(ImporterTestCase):
             statistics = json.load(response)
         self.assertEqual(statistics["CountInstances"], instances)
 
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    """
-    Stop a server subprocess started by a test, killing it if it does not
-    exit within 10 seconds.
-    """
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
