@@ -6,10 +6,12 @@ the share of samples in which they were running (self) or on the stack
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -76,7 +78,8 @@ def profile(
 
     @raise RuntimeError: if py-spy is missing or the ingest fails.
     """
-    spy = shutil.which("py-spy") or settings.get("py_spy")
+    beside = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    spy = shutil.which("py-spy") or (beside if os.path.exists(beside) else None)
     if not spy:
         raise RuntimeError("py-spy is not installed")
     receiver = TwistedPACS(workdir, settings)

@@ -55,6 +55,7 @@ def _echo(port: int) -> bool:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         timeout=10,
+        check=False,
     )
     return result.returncode == 0
 
@@ -123,15 +124,14 @@ class Receiver:
         self.storage.mkdir(parents=True)
         self.dicom_port = free_port()
         self.http_port = free_port()
-        log = open(self.workdir / "server.log", "wb")
-        self.process = subprocess.Popen(
-            self.command(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=self.workdir,
-            env=environment,
-        )
-        log.close()
+        with open(self.workdir / "server.log", "wb") as log:
+            self.process = subprocess.Popen(
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                env=environment,
+            )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

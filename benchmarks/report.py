@@ -258,7 +258,7 @@ def plot(runs: list[Run], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as pyplot
+    from matplotlib import pyplot
 
     receivers = list(dict.fromkeys(run["receiver"] for run in _good(runs)))
     scenarios = [s for s in SCENARIOS if any(r["scenario"] == s.name for r in runs)]
@@ -302,16 +302,46 @@ def markdown(document: dict[str, Any]) -> str:
             "## Ceiling of the machine, SMALL bytes",
             ceiling_table(document["ceilings"]),
         ]
-    churn = document.get("churn")
-    if churn and "error" not in churn:
-        parts += [
-            "## Churn",
-            f"Deleted {churn['deleted']} instances, stored {churn['deleted']} new ones "
-            f"({churn['new_bytes'] / 1e6:.0f} MB); data.mdb grew by "
-            f"{churn['growth_bytes'] / 1e6:.1f} MB "
-            f"({churn['growth_per_new_byte'] * 100:.1f} % of the new bytes); "
-            f"file after the first fill {churn['filled']['file_bytes'] / 1e6:.0f} MB, "
-            f"after the refill {churn['refilled']['file_bytes'] / 1e6:.0f} MB; "
-            f"{churn['final_count']} instances stored at the end.",
-        ]
+    if document.get("churn"):
+        parts += ["## Churn", churn_text(document["churn"])]
+    for door, ranked in document.get("profiles", {}).items():
+        parts += [f"## Hot spots, {door} ingest (py-spy)", hotspot_table(ranked)]
     return "\n\n".join(parts) + "\n"
+
+
+def churn_text(churn: dict[str, Any]) -> str:
+    """
+    One paragraph on the churn run: what was deleted and how the file grew.
+    """
+    if "error" in churn:
+        return f"The churn run failed: {churn['error']}"
+    return (
+        f"Stored {churn['expected_count']} instances, deleted {churn['deleted']}, "
+        f"stored {churn['deleted']} new ones ({churn['new_bytes'] / 1e6:.0f} MB). "
+        f"data.mdb was {churn['filled']['file_bytes'] / 1e6:.0f} MB after the first "
+        f"fill and {churn['refilled']['file_bytes'] / 1e6:.0f} MB after the refill: "
+        f"it grew by {churn['growth_bytes'] / 1e6:.1f} MB, "
+        f"{churn['growth_per_new_byte'] * 100:.1f} % of the new bytes. "
+        f"{churn['final_count']} instances were stored at the end."
+    )
+
+
+def hotspot_table(ranked: dict[str, Any]) -> str:
+    """
+    The functions running in the most samples, then TwistedPACS's own
+    functions by their share of samples on the stack.
+    """
+    if "error" in ranked:
+        return f"The profile failed: {ranked['error']}"
+    lines = [
+        f"{ranked['samples']} samples at {ranked['instances_per_second']:.0f} inst/s.",
+        "",
+        "| share | running (self) |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {share * 100:.1f} % | `{name}` |" for name, share in ranked["self"]]
+    lines += ["", "| share | on the stack (TwistedPACS) |", "| --- | --- |"]
+    lines += [
+        f"| {share * 100:.1f} % | `{name}` |" for name, share in ranked["inclusive"]
+    ]
+    return "\n".join(lines)

@@ -28,10 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if sys.path and Path(sys.path[0]).resolve() == ROOT / "benchmarks":
     sys.path[0] = str(ROOT)
 
-from benchmarks import ceiling, churn, data, hotspots, report  # noqa: E402
-from benchmarks.procstat import Monitor  # noqa: E402
-from benchmarks.receivers import RECEIVERS  # noqa: E402
-from benchmarks.scenarios import SCENARIOS, Scenario  # noqa: E402
+from benchmarks import ceiling, churn, data, hotspots, report
+from benchmarks.procstat import Monitor
+from benchmarks.receivers import RECEIVERS
+from benchmarks.scenarios import SCENARIOS, Scenario
 
 INSIDE = "TWISTEDPACS_BENCH_NETNS"
 MIB = 1024 * 1024
@@ -44,7 +44,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument(
-        "--scenarios", default="all", help="all, or names joined by commas"
+        "--scenarios", default="all", help="all, none, or names joined by commas"
     )
     parser.add_argument(
         "--receivers", default="all", help="all, or names joined by commas"
@@ -72,6 +72,11 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--orthanc", default="/usr/sbin/Orthanc")
     parser.add_argument(
+        "--install",
+        action="store_true",
+        help="pip install this checkout into the server's venv first",
+    )
+    parser.add_argument(
         "--no-unshare", action="store_true", help="run in the current namespace"
     )
     return parser.parse_args(argv)
@@ -97,7 +102,9 @@ def enter_namespace(argv: list[str]) -> None:
 
 def _output(command: list[str]) -> str:
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=30, check=False
+        )
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"unavailable ({error})"
     return (result.stdout or result.stderr).strip()
@@ -158,6 +165,7 @@ def run_one(
         "bytes": dataset.total_bytes,
         "durable": receiver.durable,
         "ok": False,
+        "load_average": os.getloadavg()[0],
     }
     try:
         receiver.start(scenario.nodelay)
@@ -184,7 +192,7 @@ def run_one(
             entry["error"] = (
                 f"acknowledged {result.acknowledged}, stored {stored}: {result.detail}"
             )
-    except Exception as error:  # one failed run must not end the suite
+    except Exception as error:  # noqa: BLE001 (one failed run must not end the suite)
         entry["error"] = (
             f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=3)}"
         )
@@ -198,6 +206,8 @@ def run_one(
 def _selected(option: str, names: list[str]) -> list[str]:
     if option == "all":
         return names
+    if option == "none":
+        return []
     chosen = [name.strip() for name in option.split(",") if name.strip()]
     unknown = set(chosen) - set(names)
     if unknown:
@@ -298,10 +308,31 @@ def _extra(action: Any, settings: dict[str, Any]) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="extra-", dir=settings["work_dir"]))
     try:
         return action(workdir)
-    except Exception as error:  # report it with the rest of the results
+    except Exception as error:  # noqa: BLE001 (reported with the results)
         return {"error": f"{type(error).__name__}: {error}"}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def install(server_python: str) -> None:
+    """
+    Install this checkout, not editable, into the venv of C{server_python}, so
+    the server runs the code of the commit recorded with the results.
+    """
+    subprocess.run(
+        [
+            server_python,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--force-reinstall",
+            "--no-deps",
+            str(ROOT),
+        ],
+        check=True,
+        timeout=600,
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -309,7 +340,11 @@ def main(argv: list[str]) -> int:
     Run the suite and write the JSON results, the Markdown tables and the plot.
     """
     arguments = parse_arguments(argv)
-    if not arguments.no_unshare and os.environ.get(INSIDE) != "1":
+    inside = os.environ.get(INSIDE) == "1"
+    # pip may need the network to build the package, so install first.
+    if arguments.install and not inside:
+        install(arguments.server_python)
+    if not arguments.no_unshare and not inside:
         enter_namespace(argv)
     work_parent = arguments.work_dir or Path(tempfile.gettempdir())
     work_dir = Path(tempfile.mkdtemp(prefix="twistedpacs-bench-", dir=work_parent))

@@ -138,6 +138,7 @@ def _curl(
             command + ["--data-binary", f"@{path}", url],
             capture_output=True,
             timeout=CLIENT_TIMEOUT,
+            check=False,
         )
         if result.stdout == b"200":
             acknowledged += 1
@@ -184,6 +185,7 @@ def import_tool(
         ],
         capture_output=True,
         timeout=CLIENT_TIMEOUT,
+        check=False,
     )
     seconds = time.perf_counter() - started
     # The tool prints its own summary; the server count is the check.
@@ -230,6 +232,9 @@ _DICOM_MAIN = (
     "twistedpacs-null",
     "storescp-ignore",
 )
+# storescp serves one association at a time unless it forks a process per
+# association, whose memory and CPU the monitor would not see.
+_DICOM_PARALLEL = ("twistedpacs", "orthanc", "twistedpacs-null")
 _REST = ("twistedpacs", "orthanc")
 
 SCENARIOS = [
@@ -247,12 +252,12 @@ SCENARIOS = [
         "small",
         "dicom",
         cstore_four,
-        _DICOM_MAIN,
+        _DICOM_PARALLEL,
     ),
     Scenario(
         "cstore-stock",
-        "stock storescu (no TCP_NODELAY), SMALL",
-        "small",
+        "stock storescu (no TCP_NODELAY), SMALL sample",
+        "sample",
         "dicom",
         cstore_stock,
         _DICOM_MAIN,
