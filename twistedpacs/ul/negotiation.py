@@ -74,9 +74,9 @@ VERIFICATION_SOP_CLASS = "1.2.840.10008.1.1"
 IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
 
 # "CT Image Storage", "Digital X-Ray Image Storage - For Presentation",
-# "Waveform Storage - Trial", but not "Storage Commitment Push Model SOP
-# Class" or the print classes ending in "Storage SOP Class".
-_STORAGE_NAME = re.compile(r" Storage( - .+)?$")
+# "Waveform Storage - Trial" and the retired "Stored Print Storage SOP
+# Class", but not "Storage Commitment Push Model SOP Class".
+_STORAGE_NAME = re.compile(r" Storage( - .+| SOP Class)?$")
 
 
 def _storage_sop_classes() -> frozenset[str]:
