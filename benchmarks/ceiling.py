@@ -143,3 +143,8 @@ CEILINGS = {
     "LMDB put+sync per 16 MiB": lmdb_group,
     "loopback TCP, one stream": loopback,
 }
+
+LARGE_CEILINGS = {
+    "write+fsync per file": file_fsync,
+    "LMDB put+sync per 16 MiB": lmdb_group,
+}

@@ -13,15 +13,15 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SAMPLE_INTERVAL = 0.05
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_times(pid: int) -> tuple[float, float]:
     """
-    User plus system CPU time of every thread of C{pid}, in seconds.
+    User and system CPU time of every thread of C{pid}, in seconds.
     """
     with open(f"/proc/{pid}/stat", encoding="ascii") as stream:
         text = stream.read()
-    # The command name may hold spaces; the fields after it are fixed.
+    # The command name may contain spaces, so count fields after its ")".
     fields = text[text.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
 
 
 def memory_kib(pid: int) -> dict[str, int]:
@@ -43,6 +43,7 @@ class Usage:
     What one run cost the server.
 
     @ivar cpu_seconds: CPU time used between start and stop.
+    @ivar system_seconds: The part of C{cpu_seconds} spent in the kernel.
     @ivar peak_rss_anon_kib: The largest C{RssAnon} sampled.
     @ivar vm_hwm_kib: C{VmHWM} at stop: the peak resident set over the whole
         life of the process, file-backed pages included.
@@ -50,6 +51,7 @@ class Usage:
     """
 
     cpu_seconds: float
+    system_seconds: float
     peak_rss_anon_kib: int
     vm_hwm_kib: int
     samples: int
@@ -67,7 +69,7 @@ class Monitor:
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._peak = 0
         self._samples = 0
-        self._cpu_start = 0.0
+        self._cpu_start = (0.0, 0.0)
 
     def _sample(self) -> None:
         while not self._stop.is_set():
@@ -83,7 +85,7 @@ class Monitor:
         """
         Read the starting CPU time and begin sampling memory.
         """
-        self._cpu_start = cpu_seconds(self.pid)
+        self._cpu_start = cpu_times(self.pid)
         self._thread.start()
 
     def stop(self) -> Usage:
@@ -94,8 +96,12 @@ class Monitor:
         self._thread.join(timeout=5)
         memory = memory_kib(self.pid)
         self._peak = max(self._peak, memory.get("RssAnon", 0))
+        user, system = cpu_times(self.pid)
+        user -= self._cpu_start[0]
+        system -= self._cpu_start[1]
         return Usage(
-            cpu_seconds=cpu_seconds(self.pid) - self._cpu_start,
+            cpu_seconds=user + system,
+            system_seconds=system,
             peak_rss_anon_kib=self._peak,
             vm_hwm_kib=memory.get("VmHWM", 0),
             samples=self._samples,

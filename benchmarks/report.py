@@ -17,6 +17,7 @@ METRICS = (
     ("instances_per_second", "inst/s", "{:.0f}"),
     ("mb_per_second", "MB/s", "{:.0f}"),
     ("cpu_ms_per_instance", "CPU ms/inst", "{:.2f}"),
+    ("system_ms_per_instance", "of it kernel", "{:.2f}"),
     ("peak_rss_anon_mib", "peak RssAnon MiB", "{:.0f}"),
     ("vm_hwm_mib", "VmHWM MiB", "{:.0f}"),
 )
@@ -299,7 +300,7 @@ def markdown(document: dict[str, Any]) -> str:
     ]
     if document.get("ceilings"):
         parts += [
-            "## Ceiling of the machine, SMALL bytes",
+            "## Ceiling of the machine, same bytes",
             ceiling_table(document["ceilings"]),
         ]
     if document.get("churn"):
