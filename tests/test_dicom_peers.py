@@ -387,7 +387,7 @@ class PynetdicomTests(SynchronousTestCase):
 
     def test_duplicates_keep_first(self) -> None:
         """
-        (C16) A, A, then B with the same UIDs all succeed, and the one stored
+        A, A, then B with the same UIDs all succeed, and the one stored
         instance is A.
         """
         first = _ct_dataset()

@@ -60,7 +60,7 @@ DEFLATED_LE = "1.2.840.10008.1.2.1.99"
 APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
 TIMEOUT = 30.0
 
-# A 44-character UID, so that the C-STORE-RQ of C01 is 138 bytes long.
+# A 44-character UID, so that a C-STORE-RQ for it is 138 bytes long.
 UID_44 = "2.25.123456789012345678901234567890123456789"
 
 _PDU_HEADER = struct.Struct(">BBL")
@@ -274,7 +274,9 @@ class _FakeStore:
         self.transfers.append(transfer)
         return transfer
 
-    def commit(self, transfer: _FakeTransfer, entry: IndexEntry) -> Deferred[StoreResult]:
+    def commit(
+        self, transfer: _FakeTransfer, entry: IndexEntry
+    ) -> Deferred[StoreResult]:
         if self.failure is not None:
             return fail(self.failure)
         uid = entry.header.sop_instance_uid
@@ -457,7 +459,7 @@ class NegotiationTests(SynchronousTestCase):
 
     def test_negotiate_context_results(self) -> None:
         """
-        (C09) A meta SOP class gets result 3, a storage class with only an
+        A meta SOP class gets result 3, a storage class with only an
         unknown transfer syntax result 4, Verification result 0, and a
         C-STORE on the result-4 context aborts with nothing stored; a new
         association then works.
@@ -511,7 +513,9 @@ class NegotiationTests(SynchronousTestCase):
         Role selection keeps the requestor's SCU role and rejects its SCP
         role, and an asynchronous operations window is answered with 1/1.
         """
-        roles = _item(0x54, struct.pack(">H", 25) + CT_IMAGE_STORAGE.encode() + b"\x01\x01")
+        roles = _item(
+            0x54, struct.pack(">H", 25) + CT_IMAGE_STORAGE.encode() + b"\x01\x01"
+        )
         window = _item(0x53, struct.pack(">HH", 5, 5))
         output = _Connection().associate(
             contexts=[(1, CT_IMAGE_STORAGE, [IMPLICIT_LE])],
@@ -588,7 +592,9 @@ class FramingTests(SynchronousTestCase):
         """
         whole, whole_store = self._run_chunks([_full_stream()])
         stream = _full_stream()
-        output, store = self._run_chunks([stream[i : i + 1] for i in range(len(stream))])
+        output, store = self._run_chunks(
+            [stream[i : i + 1] for i in range(len(stream))]
+        )
         self.assertEqual(output, whole)
         self.assertEqual(store.instances, whole_store.instances)
 
@@ -773,7 +779,7 @@ class ServiceTests(SynchronousTestCase):
 
     def test_store_fragments_cycle(self) -> None:
         """
-        (C01) A data set in 63 PDUs with cycling fragment sizes, after a
+        A data set in 63 PDUs with cycling fragment sizes, after a
         command in two PDVs, is stored whole with status 0.
         """
         connection = self._associated()
@@ -797,7 +803,7 @@ class ServiceTests(SynchronousTestCase):
 
     def test_store_command_and_data_one_pdu(self) -> None:
         """
-        (C03) A command PDV and a data PDV in one P-DATA-TF are stored.
+        A command PDV and a data PDV in one P-DATA-TF are stored.
         """
         connection = self._associated()
         dataset = _dataset()
@@ -807,7 +813,7 @@ class ServiceTests(SynchronousTestCase):
 
     def test_peer_maximum_zero(self) -> None:
         """
-        (C04) A peer maximum length of 0 still gets our maximum length in the
+        A peer maximum length of 0 still gets our maximum length in the
         AC, and store and echo succeed.
         """
         connection = _Connection()
@@ -819,7 +825,7 @@ class ServiceTests(SynchronousTestCase):
 
     def test_peer_maximum_4096(self) -> None:
         """
-        (C05) With a peer maximum of 4096, no PDU we send is longer.
+        With a peer maximum of 4096, no PDU we send is longer.
         """
         connection = _Connection()
         output = connection.associate(contexts=_store_contexts(), maximum_length=4096)
@@ -849,7 +855,7 @@ class ServiceTests(SynchronousTestCase):
 
     def test_store_odd_last_fragment(self) -> None:
         """
-        (C06b) A last data PDV of 517 bytes, ending in a Pixel Data of odd
+        A last data PDV of 517 bytes, ending in a Pixel Data of odd
         length 15, is either stored exactly or aborted with nothing stored.
         """
         connection = self._associated()
@@ -869,7 +875,7 @@ class ServiceTests(SynchronousTestCase):
 
     def test_abort_mid_store(self) -> None:
         """
-        (C11) An A-ABORT after two data PDVs without the last bit gets no
+        An A-ABORT after two data PDVs without the last bit gets no
         response, closes the connection and stores nothing.
         """
         connection = self._associated()
@@ -886,7 +892,7 @@ class ServiceTests(SynchronousTestCase):
 
     def test_connection_lost_mid_pdu(self) -> None:
         """
-        (C12) A P-DATA-TF announcing 4606 bytes with 994 sent, then a lost
+        A P-DATA-TF announcing 4606 bytes with 994 sent, then a lost
         connection, stores nothing and raises nothing.
         """
         connection = self._associated()
@@ -904,7 +910,7 @@ class ServiceTests(SynchronousTestCase):
 
     def test_store_huge_value_length(self) -> None:
         """
-        (C14) A Patient's Name of length 0x00FFFF00 followed by 8 bytes gets
+        A Patient's Name of length 0x00FFFF00 followed by 8 bytes gets
         a 0xCxxx status with a short Error Comment, then C-ECHO works.
         """
         connection = self._associated()
@@ -926,7 +932,7 @@ class ServiceTests(SynchronousTestCase):
 
     def test_store_missing_instance_uid(self) -> None:
         """
-        (C15b) A data set without SOP Instance UID gets 0xA900 or 0xCxxx,
+        A data set without SOP Instance UID gets 0xA900 or 0xCxxx,
         nothing is stored, and C-ECHO works.
         """
         connection = self._associated()
@@ -971,7 +977,7 @@ class ServiceTests(SynchronousTestCase):
 
     def test_store_duplicates(self) -> None:
         """
-        (C16) A, A, then B with the same UIDs all get status 0, and the one
+        A, A, then B with the same UIDs all get status 0, and the one
         stored instance holds A's bytes.
         """
         connection = self._associated()
@@ -986,7 +992,7 @@ class ServiceTests(SynchronousTestCase):
 
     def test_store_deflated(self) -> None:
         """
-        (C18) A raw-deflated data set on a deflated context is stored with a
+        A raw-deflated data set on a deflated context is stored with a
         File Meta transfer syntax that matches its bytes.
         """
         connection = self._associated(contexts=[(1, CT_IMAGE_STORAGE, [DEFLATED_LE])])
@@ -1039,6 +1045,31 @@ class ServiceTests(SynchronousTestCase):
         deferred.callback(result)
         types = [pdu_type for pdu_type, _ in _split_pdus(connection.take())]
         self.assertEqual(types, [0x04, 0x06])
+
+    def test_release_mid_dataset_drops_store(self) -> None:
+        """
+        An A-RELEASE-RQ inside a data set drops the partial instance and is
+        answered at once.
+        """
+        connection = self._associated()
+        connection.feed(_pdata(_pdv(3, 0x03, _store_rq())))
+        connection.feed(_pdata(_pdv(3, 0x00, _dataset_of_length(1024))))
+        connection.feed(RELEASE_RQ)
+        self.assertEqual(connection.take(), bytes.fromhex("06000000000400000000"))
+        (transfer,) = connection.store.transfers
+        self.assertTrue(transfer.aborted)
+        self.assertEqual(connection.store.instances, {})
+
+    def test_idle_timeout_mid_dataset(self) -> None:
+        """
+        An idle timeout inside a data set aborts and drops the instance.
+        """
+        connection = self._associated()
+        connection.feed(_pdata(_pdv(3, 0x03, _store_rq())))
+        connection.feed(_pdata(_pdv(3, 0x00, _dataset_of_length(1024))))
+        connection.clock.advance(TIMEOUT)
+        self.assertEqual(connection.take(), bytes.fromhex("07000000000400000000"))
+        self.assertTrue(connection.store.transfers[0].aborted)
 
     def test_idle_timer_waits_for_commit(self) -> None:
         """
@@ -1095,8 +1126,12 @@ class ServiceTests(SynchronousTestCase):
         """
         settings = Settings(aet="TWISTEDPACS", unknown_sop_class_accepted=True)
         find_model = "1.2.840.10008.5.1.4.1.2.1.1"
-        connection = self._associated(settings, contexts=[(1, find_model, [IMPLICIT_LE])])
-        command = encode_command(CFindRQ(message_id=4, affected_sop_class_uid=find_model))
+        connection = self._associated(
+            settings, contexts=[(1, find_model, [IMPLICIT_LE])]
+        )
+        command = encode_command(
+            CFindRQ(message_id=4, affected_sop_class_uid=find_model)
+        )
         connection.feed(_pdata(_pdv(1, 0x03, command)))
         self.assertEqual(connection.take(), b"")
         connection.feed(_pdata(_pdv(1, 0x02, _element(0x0010, 0x0020, b""))))

@@ -75,7 +75,7 @@ class UIDMismatchError(InvalidInstanceError):
 
 class AssociationContext(Protocol):
     """
-    What the service provider needs from the association that carries it.
+    The interface of the association that carries a service provider.
     """
 
     association_id: int
@@ -239,6 +239,13 @@ class DIMSEServiceProvider:
         """
         return bool(self._responses) or not self._assembler.idle
 
+    @property
+    def receiving(self) -> bool:
+        """
+        Whether part of a message has been received and the rest is missing.
+        """
+        return not self._closed and not self._assembler.idle
+
     def pdv_received(
         self, context_id: int, message_control_header: int, data: memoryview
     ) -> None:
@@ -259,6 +266,9 @@ class DIMSEServiceProvider:
         try:
             self._assembler.feed_pdv(context_id, message_control_header, data)
         except DIMSEProtocolError as error:
+            # NOTE: a DIMSE-N request (N-ACTION, N-CREATE, ...) fails command
+            # decoding, so it aborts the association instead of getting
+            # status 0x0211 as an unsupported DIMSE-C request does.
             self._abort(str(error))
 
     def connection_ended(self) -> None:

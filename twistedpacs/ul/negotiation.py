@@ -90,11 +90,12 @@ def _storage_sop_classes() -> frozenset[str]:
 #: Every storage SOP class in pydicom's UID dictionary.
 STORAGE_SOP_CLASSES: frozenset[str] = _storage_sop_classes()
 
-#: The transfer syntaxes of a data set we store: the four uncompressed ones
-#: (implicit and explicit little endian, explicit big endian, deflated), the
-#: JPEG, JPEG-LS, JPEG 2000 and HTJ2K, RLE, MPEG-2, MPEG-4 and HEVC
-#: families as pydicom 3 lists them, and encapsulated uncompressed. JPIP
-#: (pixel data by reference) and the SMPTE ST 2110 syntaxes are left out.
+#: The transfer syntaxes of a data set we store. These are the four
+#: uncompressed ones (implicit and explicit little endian, explicit big
+#: endian, deflated), the JPEG, JPEG-LS, JPEG 2000 and HTJ2K, RLE, MPEG-2,
+#: MPEG-4 and HEVC families as pydicom 3 lists them, and encapsulated
+#: uncompressed. JPIP (pixel data by reference) and the SMPTE ST 2110
+#: syntaxes are left out.
 ACCEPTED_TRANSFER_SYNTAXES: frozenset[str] = frozenset(
     [
         *UncompressedTransferSyntaxes,
@@ -182,7 +183,7 @@ def _answer_context(
     context: PresentationContextRQ, settings: Settings, seen: set[int]
 ) -> PresentationContextAC:
     """
-    Answer one proposed presentation context.
+    Build the result for one proposed presentation context.
 
     The first proposed transfer syntax we accept wins. A rejected context
     still carries a transfer syntax sub-item, which PS3.8 requires and says
@@ -192,7 +193,7 @@ def _answer_context(
     placeholder = proposed[0] if proposed else IMPLICIT_VR_LITTLE_ENDIAN
     if context.context_id in seen or not context.context_id % 2:
         # PS3.8 requires distinct odd context IDs, so a repeated or even one
-        # cannot be told apart from a broken proposal.
+        # is a broken proposal.
         return PresentationContextAC(
             context.context_id, CONTEXT_PROVIDER_REJECTION_NO_REASON, placeholder
         )
@@ -221,7 +222,7 @@ def _answer_roles(
     proposals: tuple[SCPSCURoleSelection, ...], accepted_classes: set[str]
 ) -> list[SCPSCURoleSelection]:
     """
-    Answer SCP/SCU role selection for the accepted SOP classes (PS3.7 Annex
+    Build the SCP/SCU role selection replies for the accepted SOP classes (PS3.7 Annex
     D.3.3.4).
 
     This server is only an SCP, so it accepts the requestor's SCU role where
@@ -240,7 +241,8 @@ def _answer_roles(
 
 def negotiate(rq: AAssociateRQ, settings: Settings) -> Negotiation:
     """
-    Answer an A-ASSOCIATE-RQ that L{check_request} accepted.
+    Build the A-ASSOCIATE-AC for an A-ASSOCIATE-RQ that L{check_request}
+    accepted.
 
     Every proposed context gets a result: 0 (acceptance), 2 (a repeated or
     even context ID), 3 (abstract syntax not supported) or 4 (no proposed

@@ -92,7 +92,7 @@ class DICOMServerProtocol(Protocol):
     One transport connection accepted by the DICOM listener, and the
     association on it.
 
-    @ivar association_id: A number that tells this connection apart in logs.
+    @ivar association_id: The number that identifies this connection in logs.
     @ivar machine: The PS3.8 state machine of the connection.
     @ivar provider: The DIMSE service provider, once the association is
         accepted.
@@ -333,7 +333,7 @@ class DICOMServerProtocol(Protocol):
     def _idle_expired(self) -> None:
         self._idle = None
         if self.provider is not None and self.provider.committing:
-            # The peer waits for our answer, which waits for the store.
+            # The peer waits for our response, which waits for the commit.
             self._arm_idle()
             return
         self.log.info(
@@ -345,6 +345,8 @@ class DICOMServerProtocol(Protocol):
             timeout=self._settings.dicom_scp_timeout,
         )
         self._stopped = True
+        if self.provider is not None:
+            self.provider.connection_ended()
         self.machine.abort_request()
         self.transport.loseConnection()  # type: ignore[union-attr]
 
@@ -478,6 +480,7 @@ class DICOMServerProtocol(Protocol):
     def release_indication(self) -> None:
         """
         Answer an A-RELEASE-RQ, after any response still owed to the peer.
+        A message still incomplete is dropped.
         """
         self.log.info(
             "Association {association_id} from {calling_aet} at {peer} "
@@ -486,10 +489,15 @@ class DICOMServerProtocol(Protocol):
             calling_aet=self.calling_ae_title,
             peer=self._peer,
         )
-        self._cancel_idle()
-        if self.provider is not None and self.provider.busy:
+        provider = self.provider
+        if provider is not None and provider.receiving:
+            # The rest of the message cannot follow a release request.
+            provider.connection_ended()
+        elif provider is not None and provider.busy:
+            # The idle timer stays armed, and it waits while a commit runs.
             self._release_pending = True
             return
+        self._cancel_idle()
         self.machine.release_response()
 
     def release_confirm(self) -> None:
