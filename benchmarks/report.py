@@ -46,7 +46,9 @@ def values(runs: list[Run], scenario: str, receiver: str, metric: str) -> list[f
     return [
         run[metric]
         for run in _good(runs)
-        if run["scenario"] == scenario and run["receiver"] == receiver
+        if run["scenario"] == scenario
+        and run["receiver"] == receiver
+        and metric in run
     ]
 
 
@@ -263,7 +265,7 @@ def plot(runs: list[Run], path: Path) -> None:
 
     receivers = list(dict.fromkeys(run["receiver"] for run in _good(runs)))
     scenarios = [s for s in SCENARIOS if any(r["scenario"] == s.name for r in runs)]
-    figure, axes = pyplot.subplots(figsize=(8, 0.55 * len(scenarios) * 1.6 + 1))
+    figure, axes = pyplot.subplots(figsize=(8, 0.5 * len(scenarios) + 1.2))
     height = 0.8 / max(1, len(receivers))
     for index, receiver in enumerate(receivers):
         positions, rates = [], []

@@ -72,6 +72,12 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--orthanc", default="/usr/sbin/Orthanc")
     parser.add_argument(
+        "--report-from",
+        type=Path,
+        default=None,
+        help="print the tables and draw the plot of an earlier results file, and exit",
+    )
+    parser.add_argument(
         "--install",
         action="store_true",
         help="pip install this checkout into the server's venv first",
@@ -346,6 +352,11 @@ def main(argv: list[str]) -> int:
     Run the suite and write the JSON results, the Markdown tables and the plot.
     """
     arguments = parse_arguments(argv)
+    if arguments.report_from is not None:
+        document = json.loads(arguments.report_from.read_text())
+        print(report.markdown(document))
+        report.plot(document["runs"], arguments.plot or Path("benchmarks.png"))
+        return 0
     inside = os.environ.get(INSIDE) == "1"
     # pip may need the network to build the package, so install first.
     if arguments.install and not inside:
