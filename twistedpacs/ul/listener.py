@@ -39,7 +39,7 @@ class DICOMServerFactory(ServerFactory):
         self.active_associations = 0
         self.connections = 0
 
-    def buildProtocol(self, addr: IAddress) -> DICOMServerProtocol:
+    def buildProtocol(self, addr: IAddress | None) -> DICOMServerProtocol:
         """
         Build the protocol of one accepted connection.
         """

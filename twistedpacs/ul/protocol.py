@@ -11,7 +11,7 @@ layer that touches a transport or a timer.
 from __future__ import annotations
 
 import socket
-from typing import Any, Protocol as TypingProtocol
+from typing import Any, Protocol as TypingProtocol, cast
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Protocol
@@ -348,7 +348,7 @@ class DICOMServerProtocol(Protocol):
         if self.provider is not None:
             self.provider.connection_ended()
         self.machine.abort_request()
-        self.transport.loseConnection()  # type: ignore[union-attr]
+        cast(Any, self.transport).loseConnection()
 
     def _artim_expired(self) -> None:
         self._artim = None
@@ -382,7 +382,7 @@ class DICOMServerProtocol(Protocol):
         """
         Close the connection once queued PDUs are written.
         """
-        self.transport.loseConnection()  # type: ignore[union-attr]
+        cast(Any, self.transport).loseConnection()
 
     def start_artim(self) -> None:
         """
@@ -561,7 +561,7 @@ class DICOMServerProtocol(Protocol):
             return
         self._paused = True
         self._cancel_idle()
-        self.transport.pauseProducing()  # type: ignore[union-attr]
+        cast(Any, self.transport).pauseProducing()
 
     def resume_peer(self) -> None:
         """
@@ -571,7 +571,7 @@ class DICOMServerProtocol(Protocol):
             return
         self._paused = False
         if not self._stopped:
-            self.transport.resumeProducing()  # type: ignore[union-attr]
+            cast(Any, self.transport).resumeProducing()
             self._arm_idle()
 
     def responses_sent(self) -> None:
