@@ -194,6 +194,9 @@ class ServerProcess:
             signal once shut down, so a clean stop returns C{-SIGTERM}.
         """
         if self.process.poll() is None:
+            if self.pid != self.process.pid:
+                # Under a wrapper, stop twistd itself, not only the wrapper.
+                os.kill(self.pid, signal.SIGTERM)
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=30)

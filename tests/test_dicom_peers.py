@@ -16,8 +16,6 @@ import shutil
 import socket
 import struct
 import subprocess
-import sys
-import threading
 import time
 import warnings
 from io import BytesIO
@@ -27,7 +25,7 @@ import pydicom
 from pydicom.data import get_testdata_file
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from tests.server import ServerProcess, free_port
+from tests.server import ServerProcess
 from twistedpacs.dicom.ids import resource_ids
 
 AET = "TWISTEDPACS"
@@ -63,53 +61,11 @@ _SERVER_FAILURES = (
 
 class PeerServer(ServerProcess):
     """
-    A L{ServerProcess} started with C{twistd -n} from this repository's
-    checkout, on a free DICOM port.
+    A L{ServerProcess} whose DICOM port accepts connections.
     """
 
     def __init__(self, aet: str = AET, *extra: str) -> None:
-        import tempfile
-
-        self.directory = tempfile.mkdtemp(prefix="twistedpacs-peers-")
-        self.storage = os.path.join(self.directory, "db")
-        self.http_port = free_port()
-        self.dicom_port = free_port()
-        self.aet = aet
-        self.url = f"http://127.0.0.1:{self.http_port}"
-        self.log_path = os.path.join(self.directory, "twistd.log")
-        arguments = [
-            sys.executable,
-            "-c",
-            "from twisted.scripts.twistd import run; run()",
-            "-n",
-            "--logfile",
-            self.log_path,
-            "--pidfile",
-            "",
-            "twistedpacs",
-            "--http-port",
-            str(self.http_port),
-            "--http-bind",
-            "127.0.0.1",
-            "--dicom-port",
-            str(self.dicom_port),
-            "--dicom-bind",
-            "127.0.0.1",
-            "--aet",
-            aet,
-            "--storage",
-            self.storage,
-            *extra,
-        ]
-        environment = {**os.environ, "PYTHONPATH": REPOSITORY}
-        self.process = subprocess.Popen(
-            arguments,
-            cwd=self.directory,
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        self._wait_until_ready()
+        super().__init__(*extra, aet=aet)
         self._wait_for_dicom_port()
 
     def _wait_for_dicom_port(self, timeout: float = 10.0) -> None:

@@ -26,6 +26,31 @@ class InstanceTooLargeError(InvalidInstanceError):
     """
 
 
+class UIDMismatchError(InvalidInstanceError):
+    """
+    The SOP Class or SOP Instance UID of a data set differs from the one its
+    C-STORE-RQ announced.
+    """
+
+
+# A UID is at most 64 characters of digits and dots (PS3.5 section 9).
+_UID_CHARACTERS = frozenset("0123456789.")
+
+
+def check_uid(keyword: str, value: str) -> None:
+    """
+    Reject a UID that cannot be written to a File Meta group or an index.
+
+    @raise InvalidInstanceError: if C{value} is longer than 64 characters or
+        holds anything but digits and dots.
+    """
+    if len(value) > 64 or not _UID_CHARACTERS.issuperset(value):
+        raise InvalidInstanceError(
+            f"Invalid {keyword}",
+            f"{keyword} {value[:80]!r} is not a UID of at most 64 digits and dots",
+        )
+
+
 class IngestSession:
     """
     One instance on its way into the store.
@@ -44,6 +69,8 @@ class IngestSession:
         resume: Callable[[], None] = lambda: None,
         maximum_size: int = 0,
         source_aet: str = "",
+        expected_sop_class_uid: str | None = None,
+        expected_sop_instance_uid: str | None = None,
     ) -> None:
         """
         @param transfer_syntax: C{None} for an upload (a Part 10 file or a bare
@@ -51,6 +78,13 @@ class IngestSession:
             received over DIMSE, which then gets a generated File Meta group.
         @param pause: called when the store's queue for this transfer is full.
         @param maximum_size: bytes, 0 for unlimited.
+        @param expected_sop_class_uid: the Affected SOP Class UID of a
+            C-STORE-RQ; a data set with another SOP Class UID fails with
+            L{UIDMismatchError}. With C{expected_sop_instance_uid} and a
+            C{transfer_syntax}, the File Meta group is built up front from
+            them, so the store hashes it as the bytes arrive.
+        @param expected_sop_instance_uid: the Affected SOP Instance UID, with
+            the same meaning.
         """
         self._scanner = InstanceScanner(transfer_syntax)
         self._transfer = store.begin_transfer(pause, resume)  # type: ignore[attr-defined]
@@ -58,10 +92,19 @@ class IngestSession:
         self._network_syntax = transfer_syntax
         self._maximum_size = maximum_size
         self._source_aet = source_aet
+        self._expected_class = expected_sop_class_uid
+        self._expected_instance = expected_sop_instance_uid
         self._failure: InvalidInstanceError | None = None
         self._done = False
+        self._prefix: bytes | None = None
         self.size = 0
         self.header: InstanceHeader | None = None
+        if transfer_syntax and expected_sop_class_uid and expected_sop_instance_uid:
+            self._prefix = self._build_prefix(
+                expected_sop_class_uid, expected_sop_instance_uid, transfer_syntax
+            )
+            if self._prefix is not None:
+                self._transfer.set_prefix(self._prefix)
 
     @property
     def failed(self) -> bool:
@@ -100,19 +143,34 @@ class IngestSession:
         """
         if self._done:
             raise RuntimeError("IngestSession.finish called twice")
-        if self._failure is not None:
-            self._done = True
-            return fail(self._failure)
         self._done = True
+        if self._failure is not None:
+            return fail(self._failure)
         try:
-            header = self._scanner.finish()
+            entry = self._index_entry()
         except InvalidInstanceError as error:
             self._transfer.abort()
             return fail(error)
+        except BaseException:
+            # A bug: drop the transfer so nothing is left half-stored.
+            self._transfer.abort()
+            raise
+        return self._transfer.finish(entry)
+
+    def _index_entry(self) -> IndexEntry:
+        header = self._scanner.finish()
         self.header = header
+        for keyword, value in (
+            ("SOPClassUID", header.sop_class_uid),
+            ("SOPInstanceUID", header.sop_instance_uid),
+            ("StudyInstanceUID", header.study_instance_uid),
+            ("SeriesInstanceUID", header.series_instance_uid),
+        ):
+            check_uid(keyword, value)
+        self._check_expected(header)
         prefix = b""
         if not header.has_file_meta:
-            prefix = file_meta_prefix(
+            prefix = self._prefix or file_meta_prefix(
                 header.sop_class_uid,
                 header.sop_instance_uid,
                 header.transfer_syntax,
@@ -124,8 +182,34 @@ class IngestSession:
             header.series_instance_uid,
             header.sop_instance_uid,
         )
-        entry = IndexEntry(ids, header, self._provenance, prefix)
-        return self._transfer.finish(entry)
+        return IndexEntry(ids, header, self._provenance, prefix)
+
+    def _check_expected(self, header: InstanceHeader) -> None:
+        for keyword, expected, found in (
+            ("SOP Class UID", self._expected_class, header.sop_class_uid),
+            ("SOP Instance UID", self._expected_instance, header.sop_instance_uid),
+        ):
+            if expected is not None and found != expected:
+                raise UIDMismatchError(
+                    "Data set UIDs differ from command",
+                    f"{keyword} {found!r} differs from the command's {expected!r}",
+                )
+
+    def _build_prefix(
+        self, sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str
+    ) -> bytes | None:
+        try:
+            for keyword, value in (
+                ("AffectedSOPClassUID", sop_class_uid),
+                ("AffectedSOPInstanceUID", sop_instance_uid),
+            ):
+                check_uid(keyword, value)
+        except InvalidInstanceError:
+            # The data set's UIDs decide at finish; a mismatch then fails it.
+            return None
+        return file_meta_prefix(
+            sop_class_uid, sop_instance_uid, transfer_syntax, self._source_aet
+        )
 
     def abort(self) -> None:
         """

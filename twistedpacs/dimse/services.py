@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Protocol
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import fail
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -45,9 +45,8 @@ from twistedpacs.dimse.status import (
     SUCCESS,
     UNRECOGNIZED_OPERATION,
 )
-from twistedpacs.ingest import IngestSession
+from twistedpacs.ingest import IngestSession, UIDMismatchError
 from twistedpacs.model import (
-    IndexEntry,
     Provenance,
     StorageError,
     StorageFullError,
@@ -64,13 +63,6 @@ __all__ = [
 
 # Error Comment (0000,0902) is an LO value of at most 64 characters.
 _ERROR_COMMENT_LENGTH = 64
-
-
-class UIDMismatchError(InvalidInstanceError):
-    """
-    The Affected SOP Class UID or Affected SOP Instance UID of a C-STORE-RQ
-    differs from the SOP Class UID or SOP Instance UID of its data set.
-    """
 
 
 class AssociationContext(Protocol):
@@ -109,65 +101,6 @@ class AssociationContext(Protocol):
         """
         Learn that every request received so far has been answered.
         """
-
-
-class _CheckedTransfer:
-    """
-    A store transfer that fails its finish when the data set's UIDs differ
-    from the C-STORE-RQ's, before anything is committed.
-    """
-
-    def __init__(self, transfer: Any, request: CStoreRQ) -> None:
-        self._transfer = transfer
-        self._request = request
-        self.done = False
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transfer, name)
-
-    def write(self, data: bytes | memoryview) -> None:
-        self._transfer.write(data)
-
-    def abort(self) -> None:
-        if not self.done:
-            self.done = True
-            self._transfer.abort()
-
-    def finish(self, entry: IndexEntry) -> Deferred[StoreResult]:
-        self.done = True
-        header = entry.header
-        request = self._request
-        if header.sop_class_uid != request.affected_sop_class_uid:
-            mismatch = (
-                f"SOP Class UID {header.sop_class_uid!r} differs from "
-                f"the command's {request.affected_sop_class_uid!r}"
-            )
-        elif header.sop_instance_uid != request.affected_sop_instance_uid:
-            mismatch = (
-                f"SOP Instance UID {header.sop_instance_uid!r} differs from "
-                f"the command's {request.affected_sop_instance_uid!r}"
-            )
-        else:
-            return self._transfer.finish(entry)  # type: ignore[no-any-return]
-        self._transfer.abort()
-        return fail(UIDMismatchError("Data set UIDs differ from command", mismatch))
-
-
-class _CheckedStore:
-    """
-    A store whose transfers are L{_CheckedTransfer}s for one C-STORE-RQ.
-    """
-
-    def __init__(self, store: Any, request: CStoreRQ) -> None:
-        self._store = store
-        self._request = request
-        self.transfer: _CheckedTransfer | None = None
-
-    def begin_transfer(self, pause: Any, resume: Any) -> _CheckedTransfer:
-        self.transfer = _CheckedTransfer(
-            self._store.begin_transfer(pause, resume), self._request
-        )
-        return self.transfer
 
 
 class _Response:
@@ -219,7 +152,6 @@ class DIMSEServiceProvider:
         self._request: CStoreRQ | None = None
         self._discarding: Command | None = None
         self._current_slot: _Response | None = None
-        self._checked_store: _CheckedStore | None = None
         self._closed = False
         self._committing = 0
         self.stored = 0
@@ -360,10 +292,7 @@ class DIMSEServiceProvider:
         try:
             finished = session.finish()
         except Exception:
-            # The session may raise after its scan, leaving the transfer open.
-            checked = self._checked_store
-            if checked is not None and checked.transfer is not None:
-                checked.transfer.abort()
+            # A bug in the ingest path; the session has dropped its transfer.
             finished = fail()
         self._committing += 1
         finished.addBoth(self._committed)
@@ -387,15 +316,16 @@ class DIMSEServiceProvider:
         )
         self._current_slot = self._reserve(context_id)
         self._request = request
-        self._checked_store = _CheckedStore(self._store, request)
         self._session = IngestSession(
-            self._checked_store,
+            self._store,
             provenance,
             transfer_syntax=context.transfer_syntax,
             pause=association.pause_peer,
             resume=association.resume_peer,
             maximum_size=self._settings.maximum_instance_size,
             source_aet=association.calling_ae_title,
+            expected_sop_class_uid=request.affected_sop_class_uid,
+            expected_sop_instance_uid=request.affected_sop_instance_uid,
         )
 
     def _committed(self, result: object) -> object:
