@@ -1127,9 +1127,10 @@ class ServiceTests(SynchronousTestCase):
         connection.feed(_pdata(_pdv(9, 0x03, _echo_rq())))
         self.assertEqual(connection.take(), bytes.fromhex("07000000000400000206"))
 
-    def test_find_unrecognized(self) -> None:
+    def test_find_without_level(self) -> None:
         """
-        A C-FIND-RQ is answered with 0x0211 after its identifier.
+        A C-FIND-RQ whose identifier has no Query/Retrieve Level is answered
+        with 0xA900 after its identifier.
         """
         settings = Settings(aet="TWISTEDPACS", unknown_sop_class_accepted=True)
         find_model = "1.2.840.10008.5.1.4.1.2.1.1"
@@ -1147,8 +1148,9 @@ class ServiceTests(SynchronousTestCase):
             response,
             CFindRSP(
                 message_id_being_responded_to=4,
-                status=0x0211,
+                status=0xA900,
                 affected_sop_class_uid=find_model,
+                error_comment="Missing QueryRetrieveLevel",
             ),
         )
 

@@ -1,7 +1,9 @@
 # -*- test-case-name: tests.test_ul_protocol -*-
 """
-The DIMSE service provider of one accepted association: the C-ECHO SCP and
-the C-STORE SCP (PS3.4 Annexes A and B, PS3.7 sections 9.1.1 and 9.1.5).
+The DIMSE service provider of one accepted association: the C-ECHO SCP, the
+C-STORE SCP (PS3.4 Annexes A and B, PS3.7 sections 9.1.1 and 9.1.5), and the
+C-FIND and C-MOVE SCPs of L{twistedpacs.dimse.find} and
+L{twistedpacs.dimse.move}.
 
 L{DIMSEServiceProvider} takes the PDVs of every P-DATA-TF, assembles the
 messages with a L{MessageAssembler} and feeds each C-STORE data set to an
@@ -9,20 +11,32 @@ L{IngestSession} fragment by fragment, so a data set is never held whole
 here. A C-STORE-RSP goes out only when the session's C{finish} has fired,
 that is after the commit holding the instance has returned. Responses go out
 in the order of their requests.
+
+A C-FIND or C-MOVE identifier is buffered whole, up to
+L{MAXIMUM_IDENTIFIER_LENGTH}. Its operation starts once every earlier
+request is answered, and later responses wait for its final response.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Protocol
+from typing import Any, Protocol, Union
 
 from twisted.internet.defer import fail
+from twisted.internet.task import Cooperator
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from twistedpacs.config import Settings
 from twistedpacs.dicom.scan import InvalidInstanceError
 from twistedpacs.dimse.assembly import DIMSEProtocolError, MessageAssembler
+from twistedpacs.dimse.find import FindOperation
+from twistedpacs.dimse.move import MoveOperation
+from twistedpacs.dimse.query import (
+    FIND_SOP_CLASSES,
+    MAXIMUM_IDENTIFIER_LENGTH,
+    MOVE_SOP_CLASSES,
+)
 from twistedpacs.dimse.commands import (
     CCancelRQ,
     CEchoRQ,
@@ -81,6 +95,13 @@ class AssociationContext(Protocol):
         C{context_id}.
         """
 
+    def send_message(
+        self, context_id: int, command: Command, dataset: bytes | None
+    ) -> None:
+        """
+        Send a command set followed by C{dataset}, if it is not L{None}.
+        """
+
     def provider_abort(self, reason: int, message: str) -> None:
         """
         Abort the association with an A-ABORT PDU of the service-provider
@@ -121,6 +142,8 @@ _UNSUPPORTED_RESPONSES: dict[type, type] = {
     CMoveRQ: CMoveRSP,
 }
 
+_Operation = Union[FindOperation, MoveOperation]
+
 
 def _truncate(text: str) -> str:
     return text[:_ERROR_COMMENT_LENGTH]
@@ -128,7 +151,7 @@ def _truncate(text: str) -> str:
 
 class DIMSEServiceProvider:
     """
-    The C-ECHO and C-STORE SCPs of one association.
+    The C-ECHO, C-STORE, C-FIND and C-MOVE SCPs of one association.
 
     @ivar stored: The number of C-STORE requests answered with success.
     """
@@ -141,7 +164,20 @@ class DIMSEServiceProvider:
         contexts: dict[int, AcceptedContext],
         store: Any,
         settings: Settings,
+        reactor: Any = None,
     ) -> None:
+        """
+        @param reactor: The reactor that runs searches in slices and opens
+            C-MOVE sub-associations; the global reactor by default.
+        """
+        if reactor is None:
+            from twisted.internet import reactor as global_reactor
+
+            reactor = global_reactor
+        self._reactor = reactor
+        self._cooperator = Cooperator(
+            scheduler=lambda step: reactor.callLater(0, step)
+        )
         self._association = association
         self._contexts = contexts
         self._store = store
@@ -154,22 +190,33 @@ class DIMSEServiceProvider:
         self._current_slot: _Response | None = None
         self._closed = False
         self._committing = 0
+        self._identifier: bytearray | None = None
+        self._identifier_request: CFindRQ | CMoveRQ | None = None
+        self._identifier_context = 0
+        self._identifier_too_long = False
+        self._operation: _Operation | None = None
+        self._waiting: deque[_Operation] = deque()
         self.stored = 0
 
     @property
     def committing(self) -> bool:
         """
-        Whether a received data set waits for its commit, so that the peer
-        waits for us.
+        Whether a received data set waits for its commit, or a C-FIND or
+        C-MOVE runs, so that the peer waits for us.
         """
-        return self._committing > 0
+        return self._committing > 0 or self._operation is not None
 
     @property
     def busy(self) -> bool:
         """
         Whether a message is being received or a response is outstanding.
         """
-        return bool(self._responses) or not self._assembler.idle
+        return (
+            bool(self._responses)
+            or not self._assembler.idle
+            or self._operation is not None
+            or bool(self._waiting)
+        )
 
     @property
     def receiving(self) -> bool:
@@ -211,6 +258,10 @@ class DIMSEServiceProvider:
         if self._closed:
             return
         self._closed = True
+        operation, self._operation = self._operation, None
+        if operation is not None:
+            operation.stop()
+        self._waiting.clear()
         session, self._session = self._session, None
         if session is not None:
             session.abort()
@@ -248,18 +299,20 @@ class DIMSEServiceProvider:
                     affected_sop_class_uid=command.affected_sop_class_uid,
                 ),
             )
+        elif isinstance(command, (CFindRQ, CMoveRQ)) and self._is_query_context(
+            context_id, command
+        ):
+            self._identifier = bytearray()
+            self._identifier_request = command
+            self._identifier_context = context_id
+            self._identifier_too_long = False
         elif type(command) in _UNSUPPORTED_RESPONSES:
             # The identifier that follows is dropped, then the request is
             # answered with a failure.
             self._discarding = command
             self._current_slot = self._reserve(context_id)
         elif isinstance(command, CCancelRQ):
-            self.log.debug(
-                "Association {association_id}: C-CANCEL-RQ for message "
-                "{message_id} ignored, no C-FIND, C-GET or C-MOVE is running",
-                association_id=self._association.association_id,
-                message_id=command.message_id_being_responded_to,
-            )
+            self._cancel(command)
         else:
             self.log.warn(  # noqa: G010 (twisted.logger has no warning method)
                 "Association {association_id}: unexpected {command} from the "
@@ -270,8 +323,17 @@ class DIMSEServiceProvider:
 
     def dataset_fragment(self, context_id: int, data: memoryview) -> None:
         """
-        Feed the next fragment of a C-STORE data set to its ingest session.
+        Feed the next fragment of a C-STORE data set to its ingest session,
+        or buffer a C-FIND or C-MOVE identifier.
         """
+        identifier = self._identifier
+        if identifier is not None:
+            if len(identifier) + len(data) <= MAXIMUM_IDENTIFIER_LENGTH:
+                identifier += data
+            else:
+                # Too long: the rest is dropped and the request fails.
+                self._identifier_too_long = True
+            return
         if self._session is not None:
             self._session.feed(data)
 
@@ -283,6 +345,9 @@ class DIMSEServiceProvider:
         if self._discarding is not None:
             self._answer_unsupported(self._discarding)
             self._discarding = None
+            return
+        if self._identifier is not None:
+            self._identifier_complete()
             return
         session, self._session = self._session, None
         request, self._request = self._request, None
@@ -424,8 +489,17 @@ class DIMSEServiceProvider:
         Fill C{slot} and send every filled response at the head of the queue.
         """
         slot.command = command
+        self._flush()
+
+    def _flush(self) -> None:
+        """
+        Send every filled response at the head of the queue, unless a C-FIND
+        or C-MOVE is running, then start the next waiting operation.
+        """
         if self._closed:
             self._responses.clear()
+            return
+        if self._operation is not None:
             return
         sent = False
         while self._responses and self._responses[0].command is not None:
@@ -433,5 +507,114 @@ class DIMSEServiceProvider:
             assert head.command is not None
             self._association.send_command(head.context_id, head.command)
             sent = True
+        if not self._responses and self._waiting:
+            self._operation = self._waiting.popleft()
+            self._operation.start()
+            return
         if sent and not self.busy:
+            self._association.responses_sent()
+
+    # C-FIND and C-MOVE
+
+    def _is_query_context(self, context_id: int, command: CFindRQ | CMoveRQ) -> bool:
+        abstract_syntax = self._contexts[context_id].abstract_syntax
+        models = FIND_SOP_CLASSES if isinstance(command, CFindRQ) else MOVE_SOP_CLASSES
+        return abstract_syntax in models
+
+    def _identifier_complete(self) -> None:
+        identifier, self._identifier = self._identifier, None
+        request, self._identifier_request = self._identifier_request, None
+        context = self._contexts[self._identifier_context]
+        assert identifier is not None and request is not None
+        if self._identifier_too_long:
+            self.log.info(
+                "Association {association_id}: {command} identifier longer "
+                "than {limit} bytes rejected with 0xC000",
+                association_id=self._association.association_id,
+                command=request.name,
+                limit=MAXIMUM_IDENTIFIER_LENGTH,
+            )
+            response_type = CFindRSP if isinstance(request, CFindRQ) else CMoveRSP
+            self._answer(
+                self._reserve(context.context_id),
+                response_type(
+                    message_id_being_responded_to=request.message_id,
+                    status=CANNOT_UNDERSTAND,
+                    affected_sop_class_uid=request.affected_sop_class_uid,
+                    error_comment="Identifier too long",
+                ),
+            )
+            return
+        operation: _Operation
+        if isinstance(request, CFindRQ):
+            operation = FindOperation(
+                self,
+                context,
+                request,
+                bytes(identifier),
+                self._store,
+                self._settings.aet,
+                self._cooperator,
+            )
+        else:
+            operation = MoveOperation(
+                self,
+                context,
+                request,
+                bytes(identifier),
+                self._store,
+                self._settings,
+                self._reactor,
+                self._cooperator,
+            )
+        self._waiting.append(operation)
+        self._flush()
+
+    def _cancel(self, command: CCancelRQ) -> None:
+        message_id = command.message_id_being_responded_to
+        for operation in (self._operation, *self._waiting):
+            if operation is not None and operation.request.message_id == message_id:
+                operation.cancel()
+                return
+        self.log.debug(
+            "Association {association_id}: C-CANCEL-RQ for message "
+            "{message_id} ignored, no such C-FIND or C-MOVE is running",
+            association_id=self._association.association_id,
+            message_id=message_id,
+        )
+
+    # OperationHost
+
+    @property
+    def association_id(self) -> int:
+        """
+        The number of the association in logs.
+        """
+        return self._association.association_id
+
+    @property
+    def calling_ae_title(self) -> str:
+        """
+        The AE title of the requestor, the Move Originator of C-MOVEs.
+        """
+        return self._association.calling_ae_title
+
+    def send_response(
+        self, context_id: int, command: Command, dataset: bytes | None
+    ) -> None:
+        """
+        Send a C-FIND or C-MOVE response of the running operation.
+        """
+        if not self._closed:
+            self._association.send_message(context_id, command, dataset)
+
+    def operation_finished(self, operation: Any) -> None:
+        """
+        Send the responses that waited for the operation's final response.
+        """
+        if operation is not self._operation:
+            return
+        self._operation = None
+        self._flush()
+        if not self.busy and not self._closed:
             self._association.responses_sent()

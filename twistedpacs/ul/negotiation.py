@@ -61,6 +61,8 @@ __all__ = [
     "ACCEPTED_TRANSFER_SYNTAXES",
     "IMPLEMENTATION_CLASS_UID",
     "IMPLEMENTATION_VERSION_NAME",
+    "QUERY_RETRIEVE_SOP_CLASSES",
+    "QUERY_RETRIEVE_TRANSFER_SYNTAXES",
     "STORAGE_SOP_CLASSES",
     "VERIFICATION_SOP_CLASS",
     "AcceptedContext",
@@ -106,6 +108,24 @@ ACCEPTED_TRANSFER_SYNTAXES: frozenset[str] = frozenset(
         *MPEGTransferSyntaxes,
         "1.2.840.10008.1.2.1.98",
     ]
+)
+
+
+#: The Patient Root and Study Root Query/Retrieve Information Model FIND and
+#: MOVE SOP classes.
+QUERY_RETRIEVE_SOP_CLASSES: frozenset[str] = frozenset(
+    (
+        "1.2.840.10008.5.1.4.1.2.1.1",
+        "1.2.840.10008.5.1.4.1.2.1.2",
+        "1.2.840.10008.5.1.4.1.2.2.1",
+        "1.2.840.10008.5.1.4.1.2.2.2",
+    )
+)
+
+#: The transfer syntaxes of a query identifier: the uncompressed ones, which
+#: pydicom reads and writes without a codec.
+QUERY_RETRIEVE_TRANSFER_SYNTAXES: frozenset[str] = frozenset(
+    UncompressedTransferSyntaxes
 )
 
 
@@ -199,6 +219,15 @@ def _answer_context(
         )
     seen.add(context.context_id)
     abstract_syntax = context.abstract_syntax
+    if abstract_syntax in QUERY_RETRIEVE_SOP_CLASSES:
+        for transfer_syntax in proposed:
+            if transfer_syntax in QUERY_RETRIEVE_TRANSFER_SYNTAXES:
+                return PresentationContextAC(
+                    context.context_id, CONTEXT_ACCEPTANCE, transfer_syntax
+                )
+        return PresentationContextAC(
+            context.context_id, CONTEXT_TRANSFER_SYNTAXES_NOT_SUPPORTED, placeholder
+        )
     supported = (
         abstract_syntax == VERIFICATION_SOP_CLASS
         or abstract_syntax in STORAGE_SOP_CLASSES

@@ -435,7 +435,7 @@ class DICOMServerProtocol(Protocol):
         self._accepted = True
         self._registry.association_accepted()
         self.provider = DIMSEServiceProvider(
-            self, negotiation.contexts, self._store, self._settings
+            self, negotiation.contexts, self._store, self._settings, self._clock
         )
         self.log.info(
             "Association {association_id} from {calling_aet} at {peer} to "
@@ -529,20 +529,39 @@ class DICOMServerProtocol(Protocol):
         Send a command set in as many P-DATA-TF PDUs as the peer's maximum
         length requires.
         """
+        self.send_message(context_id, command, None)
+
+    def send_message(
+        self, context_id: int, command: Command, dataset: bytes | None
+    ) -> None:
+        """
+        Send a command set, then C{dataset} unless it is L{None}, in as many
+        P-DATA-TF PDUs as the peer's maximum length requires.
+        """
         encoded = encode_command(command)
         step = len(encoded)
         if self._peer_maximum_length:
             step = max(self._peer_maximum_length - PDV_ITEM_OVERHEAD, 2) & ~1
-        for start in range(0, len(encoded), step):
-            header = PDV_COMMAND
-            if start + step >= len(encoded):
-                header |= PDV_LAST_FRAGMENT
-            pdv = PresentationDataValue(
-                context_id, header, encoded[start : start + step]
-            )
-            self.machine.data_request(PDataTF((pdv,)))
+        self._send_fragments(context_id, encoded, step, PDV_COMMAND)
+        if dataset is not None:
+            step = max(len(dataset), 2)
+            if self._peer_maximum_length:
+                step = max(self._peer_maximum_length - PDV_ITEM_OVERHEAD, 2) & ~1
+            self._send_fragments(context_id, dataset, step, 0)
         if self._accepted and not self._paused:
             self._arm_idle()
+
+    def _send_fragments(
+        self, context_id: int, payload: bytes, step: int, flags: int
+    ) -> None:
+        for start in range(0, max(len(payload), 1), step):
+            header = flags
+            if start + step >= len(payload):
+                header |= PDV_LAST_FRAGMENT
+            pdv = PresentationDataValue(
+                context_id, header, payload[start : start + step]
+            )
+            self.machine.data_request(PDataTF((pdv,)))
 
     def provider_abort(self, reason: int, message: str) -> None:
         """
