@@ -56,6 +56,8 @@ from twistedpacs.ul.negotiation import AcceptedContext
 __all__ = [
     "MoveOperation",
     "SubOperations",
+    "choose_context",
+    "convert_little_endian",
     "dataset_offset",
     "find_modality",
     "proposed_contexts",
@@ -106,7 +108,10 @@ def dataset_offset(file_bytes: bytes | memoryview) -> int:
     return offset
 
 
-def _convert(data: bytes, source: str, target: str) -> bytes:
+def convert_little_endian(data: bytes, source: str, target: str) -> bytes:
+    """
+    Re-encode a data set between Implicit and Explicit VR Little Endian.
+    """
     from io import BytesIO
 
     from pydicom.filebase import DicomBytesIO
@@ -399,7 +404,7 @@ class MoveOperation:
                 return None
             data = bytes(memoryview(file_bytes)[dataset_offset(file_bytes) :])
             if context.transfer_syntax != syntax:
-                data = _convert(data, syntax, context.transfer_syntax)
+                data = convert_little_endian(data, syntax, context.transfer_syntax)
             response = yield user.store(
                 context,
                 uid,

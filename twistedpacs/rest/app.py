@@ -24,6 +24,7 @@ from twistedpacs.model import LEVELS, Level, StorageError, StorageFullError, Sto
 from twistedpacs.rest import resources
 from twistedpacs.rest.archive import store_archive
 from twistedpacs.rest.errors import RestError, error_body
+from twistedpacs.rest.modalities import add_routes as add_modality_routes
 from twistedpacs.rest.producer import send_instance_file
 from twistedpacs.rest.upload import ZipSpool, finish_upload
 
@@ -60,6 +61,7 @@ class RestApi:
 
     app = Klein()
     log = Logger()
+    add_modality_routes(app)
 
     def __init__(self, store: Any, settings: Settings, reactor: Any) -> None:
         self.store = store
