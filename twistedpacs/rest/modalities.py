@@ -233,6 +233,7 @@ class ModalityService:
 
     @inlineCallbacks
     def echo(self, name: str) -> Iterator[Deferred[Any]]:
+        self.modality(name)
         try:
             user = yield self.connect(name, [ProposedContext("1.2.840.10008.1.1")])
             response = yield user.echo()
@@ -294,6 +295,7 @@ class ModalityService:
     ) -> Iterator[Deferred[Any]]:
         _, move_model = _models(level)
         results = []
+        self.modality(name)
         try:
             user = yield self.connect(name, [ProposedContext(move_model)])
         except Exception as error:

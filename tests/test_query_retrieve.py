@@ -1,0 +1,385 @@
+"""
+End-to-end query/retrieve against real peers over loopback: DCMTK findscu,
+movescu and storescp, pynetdicom as Find SCU and Storage SCP, and a second
+TwistedPACS server as the remote PACS of the REST routes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from typing import Any
+
+import pydicom
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
+
+from tests.fixtures import make_dataset, part10_bytes
+from tests.server import ServerProcess, free_port
+
+AET = "TWISTEDPACS"
+STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
+CASES = [
+    ("20231231", "QA^ALPHA", None),
+    ("20240101", "QA^BETA", None),
+    ("20240131", "QA^GAMMA", None),
+    ("20240201", "Grüßner^Jörg", "ISO_IR 100"),
+]
+
+
+def _require(program: str) -> None:
+    if shutil.which(program) is None:
+        raise SkipTest(f"{program} (DCMTK) is not installed")
+
+
+def _store_cases(server: ServerProcess) -> list[pydicom.Dataset]:
+    datasets = []
+    for date, name, charset in CASES:
+        dataset = make_dataset(patient_name=name, patient_id="P" + date)
+        dataset.StudyDate = date
+        if charset:
+            dataset.SpecificCharacterSet = charset
+        status, _ = server.request("POST", "/instances", part10_bytes(dataset))
+        assert status == 200
+        datasets.append(dataset)
+    return datasets
+
+
+def _findscu(server: ServerProcess, *keys: bytes) -> tuple[int, list[bytes], bytes]:
+    """
+    Run findscu with Study Root keys; return its exit status, the response
+    files and its log.
+    """
+    directory = tempfile.mkdtemp(prefix="findscu-")
+    arguments = [b"findscu", b"-S", b"-X", b"-od", directory.encode()]
+    arguments += [b"-aet", b"QA_SCU", b"-aec", AET.encode()]
+    for key in (b"QueryRetrieveLevel=STUDY", b"StudyDate", b"PatientName") + keys:
+        arguments += [b"-k", key]
+    arguments += [b"-k", b"PatientID", b"-k", b"StudyInstanceUID"]
+    arguments += [b"127.0.0.1", str(server.dicom_port).encode()]
+    done = subprocess.run(arguments, capture_output=True, timeout=60)
+    files = []
+    for name in sorted(os.listdir(directory)):
+        with open(os.path.join(directory, name), "rb") as stream:
+            files.append(stream.read())
+    shutil.rmtree(directory)
+    return done.returncode, files, done.stderr
+
+
+class FindSCUTests(SynchronousTestCase):
+    """
+    DCMTK findscu and pynetdicom against our C-FIND SCP.
+    """
+
+    def setUp(self) -> None:
+        _require("findscu")
+        self.server = ServerProcess(aet=AET)
+        self.addCleanup(self.server.stop)
+        self.datasets = _store_cases(self.server)
+
+    def _count(self, *keys: bytes) -> list[pydicom.Dataset]:
+        status, files, log = _findscu(self.server, *keys)
+        self.assertEqual(status, 0, log.decode("latin-1"))
+        return [pydicom.dcmread(pydicom.filebase.DicomBytesIO(f), force=True) for f in files]
+
+    def test_findscu_date_ranges(self) -> None:
+        """
+        Date range, open range, single date and reversed range find 2, 3, 1,
+        1 and 0 studies.
+        """
+        cases = [
+            (b"StudyDate=20240101-20240131", 2),
+            (b"StudyDate=20240101-", 3),
+            (b"StudyDate=-20231231", 1),
+            (b"StudyDate=20240131", 1),
+            (b"StudyDate=20240201-20240101", 0),
+        ]
+        for key, expected in cases:
+            self.assertEqual(len(self._count(key)), expected, key)
+
+    def test_findscu_names(self) -> None:
+        """
+        QA^* finds 3, Q?^BET? finds QA^BETA, * finds all 4.
+        """
+        self.assertEqual(len(self._count(b"PatientName=QA^*")), 3)
+        (beta,) = self._count(b"PatientName=Q?^BET?")
+        self.assertEqual(str(beta.PatientName), "QA^BETA")
+        self.assertEqual(len(self._count(b"PatientName=*")), 4)
+
+    def test_findscu_latin1(self) -> None:
+        """
+        A Latin-1 query finds the Latin-1 name, answered in ISO_IR 100 bytes.
+        """
+        (found,) = self._count(
+            b"SpecificCharacterSet=ISO_IR 100", "PatientName=Grü*".encode("latin-1")
+        )
+        self.assertEqual(found.SpecificCharacterSet, "ISO_IR 100")
+        self.assertEqual(str(found.PatientName), "Grüßner^Jörg")
+        self.assertEqual(found.StudyInstanceUID, self.datasets[3].StudyInstanceUID)
+
+    def test_pynetdicom_find(self) -> None:
+        """
+        pynetdicom's Find SCU gets 3 pending matches and a final 0x0000.
+        """
+        try:
+            from pynetdicom import AE
+        except ImportError:
+            raise SkipTest("pynetdicom is not installed")
+        ae = AE(ae_title="QA_SCU")
+        ae.add_requested_context(STUDY_ROOT_FIND)
+        assoc = ae.associate("127.0.0.1", self.server.dicom_port, ae_title=AET)
+        self.assertTrue(assoc.is_established)
+        query = pydicom.Dataset()
+        query.QueryRetrieveLevel = "STUDY"
+        query.PatientName = "qa^*"
+        query.StudyInstanceUID = ""
+        statuses = []
+        names = []
+        for status, identifier in assoc.send_c_find(query, STUDY_ROOT_FIND):
+            statuses.append(status.Status)
+            if identifier is not None:
+                names.append(str(identifier.PatientName))
+        assoc.release()
+        self.assertEqual(statuses, [0xFF00, 0xFF00, 0xFF00, 0x0000])
+        self.assertEqual(sorted(names), ["QA^ALPHA", "QA^BETA", "QA^GAMMA"])
+
+
+class _StoreSCP:
+    """
+    A DCMTK storescp writing received files into a temporary directory.
+    """
+
+    def __init__(self, aet: str, pdu: int = 16384) -> None:
+        _require("storescp")
+        self.port = free_port()
+        self.directory = tempfile.mkdtemp(prefix="storescp-")
+        self.process = subprocess.Popen(
+            ["storescp", "-pdu", str(pdu), "-aet", aet, "-od", self.directory,
+             "--bit-preserving", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.3)
+
+    def files(self) -> list[bytes]:
+        found = []
+        for name in sorted(os.listdir(self.directory)):
+            with open(os.path.join(self.directory, name), "rb") as stream:
+                found.append(stream.read())
+        return found
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        shutil.rmtree(self.directory)
+
+
+def _data_set(file_bytes: bytes) -> bytes:
+    from twistedpacs.dimse.move import dataset_offset
+
+    return file_bytes[dataset_offset(file_bytes) :]
+
+
+class MoveSCPTests(SynchronousTestCase):
+    """
+    DCMTK movescu moving from us to a storescp with a 4096-byte PDU.
+    """
+
+    def setUp(self) -> None:
+        _require("movescu")
+        self.destination = _StoreSCP("DEST", pdu=4096)
+        self.addCleanup(self.destination.stop)
+        self.server = ServerProcess(
+            aet=AET,
+            config={"DicomModalities": {"dest": ["DEST", "127.0.0.1", self.destination.port]}},
+        )
+        self.addCleanup(self.server.stop)
+        # 40 000 pixel bytes make an instance of about 40 KB.
+        self.dataset = make_dataset(rows=200, columns=200, pixel_value=7)
+        self.file = part10_bytes(self.dataset)
+        status, _ = self.server.request("POST", "/instances", self.file)
+        assert status == 200
+
+    def _movescu(self, destination: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["movescu", "-S", "-aet", "QA_SCU", "-aec", AET, "-aem", destination,
+             "-k", "QueryRetrieveLevel=STUDY",
+             "-k", "StudyInstanceUID=" + self.dataset.StudyInstanceUID,
+             "127.0.0.1", str(self.server.dicom_port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def test_movescu_to_storescp_pdu_4096(self) -> None:
+        """
+        A 40 KB instance reaches a storescp -pdu 4096 with its data set intact.
+        """
+        done = self._movescu("DEST")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        (received,) = self.destination.files()
+        self.assertEqual(_data_set(received), _data_set(self.file))
+        self.assertGreater(len(self.file), 40000)
+
+    def test_movescu_unknown_destination(self) -> None:
+        """
+        An unknown destination gets 0xA801 and the server still answers.
+        """
+        done = self._movescu("NO_SUCH_AE")
+        self.assertIn("MoveDestinationUnknown", done.stderr)
+        echo = subprocess.run(
+            ["echoscu", "-aet", "QA_SCU", "-aec", AET, "127.0.0.1",
+             str(self.server.dicom_port)],
+            capture_output=True,
+            timeout=30,
+        )
+        self.assertEqual(echo.returncode, 0)
+
+
+class RemotePACSTests(SynchronousTestCase):
+    """
+    The REST modality routes against a second TwistedPACS and storescp.
+    """
+
+    def setUp(self) -> None:
+        _require("storescp")
+        self.push_target = _StoreSCP("PUSH")
+        self.addCleanup(self.push_target.stop)
+        remote_port = free_port()
+        self.local = ServerProcess(
+            aet=AET,
+            config={
+                "DicomModalities": {
+                    "remote": ["REMOTE", "127.0.0.1", remote_port],
+                    "push": ["PUSH", "127.0.0.1", self.push_target.port],
+                }
+            },
+        )
+        self.addCleanup(self.local.stop)
+        self.remote = ServerProcess(
+            "--dicom-port",
+            str(remote_port),
+            aet="REMOTE",
+            config={"DicomModalities": {"local": [AET, "127.0.0.1", self.local.dicom_port]}},
+        )
+        self.addCleanup(self.remote.stop)
+        self.remote.dicom_port = remote_port
+        self.datasets = _store_cases(self.remote)
+        self.remote_files = {}
+        for dataset in self.datasets:
+            self.remote_files[dataset.SOPInstanceUID] = part10_bytes(dataset)
+
+    def _post(self, path: str, body: Any) -> tuple[int, Any]:
+        return self.local.request("POST", path, json.dumps(body).encode())
+
+    def test_rest_modalities_and_echo(self) -> None:
+        """
+        GET /modalities lists both names and an echo to each answers {}.
+        """
+        self.assertEqual(self.local.get_json("/modalities"), ["push", "remote"])
+        self.assertEqual(self.local.request("POST", "/modalities/remote/echo", b""), (200, {}))
+        status, body = self.local.request("POST", "/modalities/nowhere/echo", b"")
+        self.assertEqual(status, 404)
+
+    def test_rest_query_and_retrieve(self) -> None:
+        """
+        A study query finds the 3 QA studies, and retrieving them stores
+        their instances here, byte for byte in their data sets.
+        """
+        status, query = self._post(
+            "/modalities/remote/query", {"Level": "Study", "Query": {"PatientName": "QA*"}}
+        )
+        self.assertEqual(status, 200, query)
+        self.assertEqual(query["Path"], "/queries/" + query["ID"])
+        answers = self.local.get_json(f"/queries/{query['ID']}/answers")
+        self.assertEqual(answers, ["0", "1", "2"])
+        content = self.local.get_json(f"/queries/{query['ID']}/answers/0/content")
+        self.assertIn("0020,000d", content)
+        status, moved = self._post(f"/queries/{query['ID']}/retrieve", {})
+        self.assertEqual(status, 200, moved)
+        self.assertEqual(moved["TargetAet"], AET)
+        statistics = self.local.get_json("/statistics")
+        self.assertEqual(statistics["CountInstances"], 3)
+        for instance_id in self.local.get_json("/instances"):
+            stored = self.local.get_bytes(f"/instances/{instance_id}/file")
+            uid = pydicom.dcmread(pydicom.filebase.DicomBytesIO(stored)).SOPInstanceUID
+            self.assertEqual(_data_set(stored), _data_set(self.remote_files[uid]))
+
+    def test_rest_move_and_store(self) -> None:
+        """
+        /move pulls the fourth study by UID, /store pushes it to storescp.
+        """
+        uid = self.datasets[3].StudyInstanceUID
+        status, moved = self._post(
+            "/modalities/remote/move",
+            {"Level": "Study", "Resources": [{"StudyInstanceUID": uid}]},
+        )
+        self.assertEqual(status, 200, moved)
+        studies = [
+            study
+            for study in self.local.get_json("/studies")
+            if self.local.get_json(f"/studies/{study}")["MainDicomTags"]["StudyInstanceUID"] == uid
+        ]
+        self.assertEqual(len(studies), 1)
+        status, pushed = self._post("/modalities/push/store", {"Resources": studies})
+        self.assertEqual(status, 200, pushed)
+        self.assertEqual(pushed["InstancesCount"], 1)
+        self.assertEqual(pushed["FailedInstancesCount"], 0)
+        self.assertEqual(pushed["RemoteAet"], "PUSH")
+        (received,) = self.push_target.files()
+        expected = self.remote_files[self.datasets[3].SOPInstanceUID]
+        self.assertEqual(_data_set(received), _data_set(expected))
+
+
+class PynetdicomMoveTests(SynchronousTestCase):
+    """
+    A pynetdicom Storage SCP as the C-MOVE destination.
+    """
+
+    def test_pynetdicom_storage_scp_destination(self) -> None:
+        """
+        movescu moves one instance to a pynetdicom SCP, which receives the
+        Move Originator AE title and the data set.
+        """
+        _require("movescu")
+        try:
+            from pynetdicom import AE, evt
+            from pynetdicom.sop_class import SecondaryCaptureImageStorage
+        except ImportError:
+            raise SkipTest("pynetdicom is not installed")
+        received: list[Any] = []
+
+        def on_store(event: Any) -> int:
+            received.append((event.request.MoveOriginatorApplicationEntityTitle, event.dataset))
+            return 0x0000
+
+        port = free_port()
+        ae = AE(ae_title="PYSCP")
+        ae.add_supported_context(SecondaryCaptureImageStorage)
+        scp = ae.start_server(
+            ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
+        )
+        server = ServerProcess(
+            aet=AET, config={"DicomModalities": {"py": ["PYSCP", "127.0.0.1", port]}}
+        )
+        try:
+            dataset = make_dataset()
+            server.request("POST", "/instances", part10_bytes(dataset))
+            done = subprocess.run(
+                ["movescu", "-S", "-aet", "QA_SCU", "-aec", AET, "-aem", "PYSCP",
+                 "-k", "QueryRetrieveLevel=STUDY",
+                 "-k", "StudyInstanceUID=" + dataset.StudyInstanceUID,
+                 "127.0.0.1", str(server.dicom_port)],
+                capture_output=True, text=True, timeout=60,
+            )
+        finally:
+            server.stop()
+            scp.shutdown()
+        self.assertEqual(done.returncode, 0, done.stderr)
+        ((originator, stored),) = received
+        self.assertEqual(originator.strip(), "QA_SCU")
+        self.assertEqual(stored.SOPInstanceUID, dataset.SOPInstanceUID)
+        self.assertEqual(stored.PixelData, dataset.PixelData)
