@@ -37,7 +37,9 @@ class FakeStore:
         self.order: dict[Level, list[str]] = {level: [] for level in Level}
         self.kids: dict[str, list[str]] = {}
 
-    def add(self, level: Level, resource_id: str, parent: str | None, **tags: str) -> None:
+    def add(
+        self, level: Level, resource_id: str, parent: str | None, **tags: str
+    ) -> None:
         self.records[level, resource_id] = {"ParentID": parent, "MainDicomTags": tags}
         self.order[level].append(resource_id)
         if parent is not None:
@@ -79,9 +81,23 @@ def _store() -> FakeStore:
         ("20240201", "Grüßner^Jörg", "US"),
     ]
     for number, (date, name, modality) in enumerate(rows):
-        store.add(Level.PATIENT, f"p{number}", None, PatientID=f"P{number}", PatientName=name)
-        store.add(Level.STUDY, f"st{number}", f"p{number}", StudyInstanceUID=f"1.{number}", StudyDate=date)
-        store.add(Level.SERIES, f"se{number}", f"st{number}", SeriesInstanceUID=f"1.{number}.1", Modality=modality)
+        store.add(
+            Level.PATIENT, f"p{number}", None, PatientID=f"P{number}", PatientName=name
+        )
+        store.add(
+            Level.STUDY,
+            f"st{number}",
+            f"p{number}",
+            StudyInstanceUID=f"1.{number}",
+            StudyDate=date,
+        )
+        store.add(
+            Level.SERIES,
+            f"se{number}",
+            f"st{number}",
+            SeriesInstanceUID=f"1.{number}.1",
+            Modality=modality,
+        )
         for image in range(2):
             store.add(
                 Level.INSTANCE,
@@ -267,7 +283,9 @@ class ResponseTests(SynchronousTestCase):
         dataset.PatientName = "Grü*"
         encoded = encode_identifier(dataset, IMPLICIT_VR_LITTLE_ENDIAN)
         self.assertIn("Grü*".encode("latin-1"), encoded)
-        query = parse_query(decode_identifier(encoded, IMPLICIT_VR_LITTLE_ENDIAN), "STUDY")
+        query = parse_query(
+            decode_identifier(encoded, IMPLICIT_VR_LITTLE_ENDIAN), "STUDY"
+        )
         (match,) = _matches(_store(), query)
         response = build_response(query, match, "TWISTEDPACS")
         data = encode_identifier(response, IMPLICIT_VR_LITTLE_ENDIAN)
@@ -283,7 +301,9 @@ class ResponseTests(SynchronousTestCase):
         """
         query = _study_query(PatientName="Grü*")
         (match,) = _matches(_store(), query)
-        data = encode_identifier(build_response(query, match, "X"), EXPLICIT_VR_BIG_ENDIAN)
+        data = encode_identifier(
+            build_response(query, match, "X"), EXPLICIT_VR_BIG_ENDIAN
+        )
         self.assertIn("Grüßner^Jörg".encode("utf-8"), data)
         decoded = decode_identifier(data, EXPLICIT_VR_BIG_ENDIAN)
         self.assertEqual(decoded.SpecificCharacterSet, "ISO_IR 192")

@@ -83,7 +83,9 @@ class FindSCUTests(SynchronousTestCase):
     def _count(self, *keys: bytes) -> list[pydicom.Dataset]:
         status, files, log = _findscu(self.server, *keys)
         self.assertEqual(status, 0, log.decode("latin-1"))
-        return [pydicom.dcmread(pydicom.filebase.DicomBytesIO(f), force=True) for f in files]
+        return [
+            pydicom.dcmread(pydicom.filebase.DicomBytesIO(f), force=True) for f in files
+        ]
 
     def test_findscu_date_ranges(self) -> None:
         """
@@ -157,8 +159,17 @@ class _StoreSCP:
         self.port = free_port()
         self.directory = tempfile.mkdtemp(prefix="storescp-")
         self.process = subprocess.Popen(
-            ["storescp", "-pdu", str(pdu), "-aet", aet, "-od", self.directory,
-             "--bit-preserving", str(self.port)],
+            [
+                "storescp",
+                "-pdu",
+                str(pdu),
+                "-aet",
+                aet,
+                "-od",
+                self.directory,
+                "--bit-preserving",
+                str(self.port),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -194,7 +205,11 @@ class MoveSCPTests(SynchronousTestCase):
         self.addCleanup(self.destination.stop)
         self.server = ServerProcess(
             aet=AET,
-            config={"DicomModalities": {"dest": ["DEST", "127.0.0.1", self.destination.port]}},
+            config={
+                "DicomModalities": {
+                    "dest": ["DEST", "127.0.0.1", self.destination.port]
+                }
+            },
         )
         self.addCleanup(self.server.stop)
         # 40 000 pixel bytes make an instance of about 40 KB.
@@ -205,10 +220,22 @@ class MoveSCPTests(SynchronousTestCase):
 
     def _movescu(self, destination: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["movescu", "-S", "-aet", "QA_SCU", "-aec", AET, "-aem", destination,
-             "-k", "QueryRetrieveLevel=STUDY",
-             "-k", "StudyInstanceUID=" + self.dataset.StudyInstanceUID,
-             "127.0.0.1", str(self.server.dicom_port)],
+            [
+                "movescu",
+                "-S",
+                "-aet",
+                "QA_SCU",
+                "-aec",
+                AET,
+                "-aem",
+                destination,
+                "-k",
+                "QueryRetrieveLevel=STUDY",
+                "-k",
+                "StudyInstanceUID=" + self.dataset.StudyInstanceUID,
+                "127.0.0.1",
+                str(self.server.dicom_port),
+            ],
             capture_output=True,
             text=True,
             timeout=60,
@@ -231,8 +258,15 @@ class MoveSCPTests(SynchronousTestCase):
         done = self._movescu("NO_SUCH_AE")
         self.assertIn("MoveDestinationUnknown", done.stderr)
         echo = subprocess.run(
-            ["echoscu", "-aet", "QA_SCU", "-aec", AET, "127.0.0.1",
-             str(self.server.dicom_port)],
+            [
+                "echoscu",
+                "-aet",
+                "QA_SCU",
+                "-aec",
+                AET,
+                "127.0.0.1",
+                str(self.server.dicom_port),
+            ],
             capture_output=True,
             timeout=30,
         )
@@ -263,7 +297,9 @@ class RemotePACSTests(SynchronousTestCase):
             "--dicom-port",
             str(remote_port),
             aet="REMOTE",
-            config={"DicomModalities": {"local": [AET, "127.0.0.1", self.local.dicom_port]}},
+            config={
+                "DicomModalities": {"local": [AET, "127.0.0.1", self.local.dicom_port]}
+            },
         )
         self.addCleanup(self.remote.stop)
         self.remote.dicom_port = remote_port
@@ -280,7 +316,9 @@ class RemotePACSTests(SynchronousTestCase):
         GET /modalities lists both names and an echo to each answers {}.
         """
         self.assertEqual(self.local.get_json("/modalities"), ["push", "remote"])
-        self.assertEqual(self.local.request("POST", "/modalities/remote/echo", b""), (200, {}))
+        self.assertEqual(
+            self.local.request("POST", "/modalities/remote/echo", b""), (200, {})
+        )
         status, body = self.local.request("POST", "/modalities/nowhere/echo", b"")
         self.assertEqual(status, 404)
 
@@ -290,7 +328,8 @@ class RemotePACSTests(SynchronousTestCase):
         their instances here, byte for byte in their data sets.
         """
         status, query = self._post(
-            "/modalities/remote/query", {"Level": "Study", "Query": {"PatientName": "QA*"}}
+            "/modalities/remote/query",
+            {"Level": "Study", "Query": {"PatientName": "QA*"}},
         )
         self.assertEqual(status, 200, query)
         self.assertEqual(query["Path"], "/queries/" + query["ID"])
@@ -321,7 +360,10 @@ class RemotePACSTests(SynchronousTestCase):
         studies = [
             study
             for study in self.local.get_json("/studies")
-            if self.local.get_json(f"/studies/{study}")["MainDicomTags"]["StudyInstanceUID"] == uid
+            if self.local.get_json(f"/studies/{study}")["MainDicomTags"][
+                "StudyInstanceUID"
+            ]
+            == uid
         ]
         self.assertEqual(len(studies), 1)
         status, pushed = self._post("/modalities/push/store", {"Resources": studies})
@@ -353,7 +395,9 @@ class PynetdicomMoveTests(SynchronousTestCase):
         received: list[Any] = []
 
         def on_store(event: Any) -> int:
-            received.append((event.request.MoveOriginatorApplicationEntityTitle, event.dataset))
+            received.append(
+                (event.request.MoveOriginatorApplicationEntityTitle, event.dataset)
+            )
             return 0x0000
 
         port = free_port()
@@ -369,11 +413,25 @@ class PynetdicomMoveTests(SynchronousTestCase):
             dataset = make_dataset()
             server.request("POST", "/instances", part10_bytes(dataset))
             done = subprocess.run(
-                ["movescu", "-S", "-aet", "QA_SCU", "-aec", AET, "-aem", "PYSCP",
-                 "-k", "QueryRetrieveLevel=STUDY",
-                 "-k", "StudyInstanceUID=" + dataset.StudyInstanceUID,
-                 "127.0.0.1", str(server.dicom_port)],
-                capture_output=True, text=True, timeout=60,
+                [
+                    "movescu",
+                    "-S",
+                    "-aet",
+                    "QA_SCU",
+                    "-aec",
+                    AET,
+                    "-aem",
+                    "PYSCP",
+                    "-k",
+                    "QueryRetrieveLevel=STUDY",
+                    "-k",
+                    "StudyInstanceUID=" + dataset.StudyInstanceUID,
+                    "127.0.0.1",
+                    str(server.dicom_port),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
             )
         finally:
             server.stop()

@@ -359,7 +359,9 @@ class MoveOperation:
                 error=str(error),
             )
             counts.fail_remaining([item[1] for item in stored])
-            self._finish(REFUSED_OUT_OF_RESOURCES_SUBOPERATIONS, "Destination unreachable")
+            self._finish(
+                REFUSED_OUT_OF_RESOURCES_SUBOPERATIONS, "Destination unreachable"
+            )
             return
         for index, item in enumerate(stored):
             if self._cancelled:
@@ -379,7 +381,9 @@ class MoveOperation:
             try:
                 yield user.release()
             except Exception as error:
-                self.log.info("C-MOVE sub-association release failed: {error}", error=str(error))
+                self.log.info(
+                    "C-MOVE sub-association release failed: {error}", error=str(error)
+                )
         self._finish(counts.final_status(self._cancelled))
 
     @inlineCallbacks

@@ -409,7 +409,9 @@ class _Resolver:
         while level is not target:
             child = level.child
             assert child is not None
-            ids = [found for parent in ids for found in self._store.children(level, parent)]
+            ids = [
+                found for parent in ids for found in self._store.children(level, parent)
+            ]
             level = child
         return ids
 
@@ -546,7 +548,11 @@ def search(
 
 
 def _value(
-    resolver: _Resolver, query: Query, tags: dict[str, str], keyword: str, resource_id: str
+    resolver: _Resolver,
+    query: Query,
+    tags: dict[str, str],
+    keyword: str,
+    resource_id: str,
 ) -> str:
     if keyword in tags:
         return str(tags[keyword])

@@ -403,7 +403,9 @@ def _build_rq(
     if not 1 <= len(contexts) <= 128:
         raise ValueError(f"{len(contexts)} presentation contexts; 1 to 128 allowed")
     proposed = tuple(
-        PresentationContextRQ(2 * index + 1, context.abstract_syntax, context.transfer_syntaxes)
+        PresentationContextRQ(
+            2 * index + 1, context.abstract_syntax, context.transfer_syntaxes
+        )
         for index, context in enumerate(contexts)
     )
     information = UserInformation(

@@ -146,7 +146,9 @@ class ModalityService:
             raise RestError(404, f"Unknown modality {name}", "", "UnknownResource")
         return entry
 
-    def connect(self, name: str, contexts: list[ProposedContext]) -> Deferred[ServiceUser]:
+    def connect(
+        self, name: str, contexts: list[ProposedContext]
+    ) -> Deferred[ServiceUser]:
         aet, host, port = self.modality(name)
         settings = self._settings
         return associate(
@@ -166,7 +168,9 @@ class ModalityService:
                 continue
             ids = [resource_id]
             while level is not Level.INSTANCE:
-                ids = [child for parent in ids for child in store.children(level, parent)]
+                ids = [
+                    child for parent in ids for child in store.children(level, parent)
+                ]
                 child_level = level.child
                 assert child_level is not None
                 level = child_level
@@ -176,7 +180,9 @@ class ModalityService:
     @inlineCallbacks
     def store_to(self, name: str, resource_ids: list[str]) -> Iterator[Deferred[Any]]:
         store = self._api.store
-        instances = [i for resource in resource_ids for i in self.instances_of(resource)]
+        instances = [
+            i for resource in resource_ids for i in self.instances_of(resource)
+        ]
         stored = []
         for instance_id in instances:
             metadata = store.metadata(instance_id) or {}
@@ -198,7 +204,9 @@ class ModalityService:
                 raise _network_error(name, error)
             try:
                 for instance_id, uid, sop_class, syntax in stored:
-                    ok = yield self._store_one(user, instance_id, uid, sop_class, syntax)
+                    ok = yield self._store_one(
+                        user, instance_id, uid, sop_class, syntax
+                    )
                     failed += 0 if ok else 1
             finally:
                 yield user.release()
@@ -247,7 +255,9 @@ class ModalityService:
         return {}
 
     @inlineCallbacks
-    def query(self, name: str, level: Level, keys: dict[str, str]) -> Iterator[Deferred[Any]]:
+    def query(
+        self, name: str, level: Level, keys: dict[str, str]
+    ) -> Iterator[Deferred[Any]]:
         find_model, _ = _models(level)
         identifier = _identifier(level, keys)
         answers: list[Dataset] = []
@@ -322,7 +332,9 @@ class ModalityService:
             "RemoteAet": self.modality(name)[0],
             "TargetAet": target,
             "Query": resources,
-            "CompletedCount": sum(r.number_of_completed_suboperations or 0 for r in results),
+            "CompletedCount": sum(
+                r.number_of_completed_suboperations or 0 for r in results
+            ),
             "FailedCount": sum(r.number_of_failed_suboperations or 0 for r in results),
         }
 
@@ -395,7 +407,9 @@ def add_routes(app: Klein) -> None:
     def query(api: Any, request: IRequest, name: str) -> Iterator[Deferred[Any]]:
         body = _body(request)
         if not isinstance(body, dict):
-            raise RestError(400, "Expected {\"Level\": ..., \"Query\": {...}}", "", "BadJson")
+            raise RestError(
+                400, 'Expected {"Level": ..., "Query": {...}}', "", "BadJson"
+            )
         level = _level(body.get("Level", ""))
         keys = body.get("Query", {})
         if not isinstance(keys, dict):
@@ -408,7 +422,9 @@ def add_routes(app: Klein) -> None:
     def move(api: Any, request: IRequest, name: str) -> Iterator[Deferred[Any]]:
         body = _body(request)
         if not isinstance(body, dict) or not isinstance(body.get("Resources"), list):
-            raise RestError(400, "Expected {\"Level\", \"Resources\": [...]}", "", "BadJson")
+            raise RestError(
+                400, 'Expected {"Level", "Resources": [...]}', "", "BadJson"
+            )
         level = _level(body.get("Level", ""))
         document = yield _service(api).move(
             name, level, body["Resources"], _target(api, body)
@@ -440,11 +456,15 @@ def add_routes(app: Klein) -> None:
         request.setHeader(b"content-type", b"text/plain")
         return _service(api).answers(query_id).modality.encode("utf-8")
 
-    @app.route("/queries/<string:query_id>/answers/<string:index>/content", methods=["GET"])
+    @app.route(
+        "/queries/<string:query_id>/answers/<string:index>/content", methods=["GET"]
+    )
     def answer_content(api: Any, request: IRequest, query_id: str, index: str) -> bytes:
         return _json(request, _tags_json(_service(api).answer(query_id, index)))
 
-    @app.route("/queries/<string:query_id>/answers/<string:index>/retrieve", methods=["POST"])
+    @app.route(
+        "/queries/<string:query_id>/answers/<string:index>/retrieve", methods=["POST"]
+    )
     @inlineCallbacks
     def retrieve_answer(
         api: Any, request: IRequest, query_id: str, index: str
@@ -459,7 +479,9 @@ def add_routes(app: Klein) -> None:
 
     @app.route("/queries/<string:query_id>/retrieve", methods=["POST"])
     @inlineCallbacks
-    def retrieve_all(api: Any, request: IRequest, query_id: str) -> Iterator[Deferred[Any]]:
+    def retrieve_all(
+        api: Any, request: IRequest, query_id: str
+    ) -> Iterator[Deferred[Any]]:
         service = _service(api)
         found = service.answers(query_id)
         resources = [_retrieve_keys(found.level, answer) for answer in found.answers]
