@@ -39,7 +39,8 @@ def _frame_name(frame: str) -> str:
 
 def rank(raw: str) -> dict[str, Any]:
     """
-    Self and inclusive sample shares from py-spy's C{raw} (collapsed) output.
+    Compute self and inclusive sample shares from py-spy's C{raw} (collapsed)
+    output.
     """
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
@@ -70,10 +71,10 @@ def rank(raw: str) -> dict[str, Any]:
 
 
 def profile(
-    small: DataSet, workdir: Path, settings: dict[str, Any], door: str
+    dataset: DataSet, workdir: Path, settings: dict[str, Any], door: str
 ) -> dict[str, Any]:
     """
-    Start TwistedPACS, record it with py-spy while SMALL arrives through
+    Start TwistedPACS, record it with py-spy while C{dataset} arrives through
     C{door} (C{dicom} or C{rest}), and rank the samples.
 
     @raise RuntimeError: if py-spy is missing or the ingest fails.
@@ -105,8 +106,8 @@ def profile(
     try:
         time.sleep(1.0)
         client = cstore_one if door == "dicom" else rest_keepalive
-        result = client(receiver, small, settings)
-        if result.acknowledged != small.count:
+        result = client(receiver, dataset, settings)
+        if result.acknowledged != dataset.count:
             raise RuntimeError(f"profiled ingest stored {result.acknowledged}")
     finally:
         recorder.send_signal(signal.SIGINT)
@@ -114,5 +115,5 @@ def profile(
         receiver.stop()
     ranked = rank(output.read_text(errors="replace"))
     ranked["seconds"] = result.seconds
-    ranked["instances_per_second"] = small.count / result.seconds
+    ranked["instances_per_second"] = dataset.count / result.seconds
     return ranked

@@ -29,7 +29,7 @@ def _good(runs: Iterable[Run]) -> list[Run]:
 
 def spread(values: list[float], form: str) -> str:
     """
-    A median with its range, as C{median [low-high]}.
+    Format the median of C{values} with their range, as C{median [low-high]}.
     """
     if not values:
         return "-"
@@ -41,14 +41,12 @@ def spread(values: list[float], form: str) -> str:
 
 def values(runs: list[Run], scenario: str, receiver: str, metric: str) -> list[float]:
     """
-    One metric of every good run of C{receiver} in C{scenario}.
+    Collect one metric of every good run of C{receiver} in C{scenario}.
     """
     return [
         run[metric]
         for run in _good(runs)
-        if run["scenario"] == scenario
-        and run["receiver"] == receiver
-        and metric in run
+        if run["scenario"] == scenario and run["receiver"] == receiver and metric in run
     ]
 
 
@@ -60,7 +58,7 @@ def ratios(
     anchor_scenario: str = "",
 ) -> list[float]:
     """
-    C{receiver}'s rate over C{anchor}'s, taken within each repetition.
+    Divide C{receiver}'s rate by C{anchor}'s within each repetition.
     """
     anchor_scenario = anchor_scenario or scenario
     result = []
@@ -85,7 +83,7 @@ def ratios(
 
 def results_table(runs: list[Run]) -> str:
     """
-    One row per scenario and receiver: every metric as median [range].
+    Tabulate every metric as median [range], one row per scenario and receiver.
     """
     lines = [
         "| scenario | receiver | runs | " + " | ".join(m[1] for m in METRICS) + " |",
@@ -115,7 +113,7 @@ def results_table(runs: list[Run]) -> str:
 
 def ceiling_table(ceilings: list[dict[str, Any]]) -> str:
     """
-    The machine's ceilings for the SMALL bytes, median [range] per method.
+    Tabulate the machine's ceilings as median [range], one row per method.
     """
     lines = ["| method | inst/s | MB/s |", "| --- | --- | --- |"]
     names = list(dict.fromkeys(name for entry in ceilings for name in entry))
@@ -223,7 +221,7 @@ TARGETS: list[tuple[str, str, Callable[[list[Run]], tuple[str, bool | None]]]] =
 
 def targets_table(runs: list[Run]) -> str:
     """
-    Each target with the measured value and whether it was met.
+    Tabulate each target with the measured value and whether it was met.
     """
     lines = ["| scenario | target | measured | met |", "| --- | --- | --- | --- |"]
     for title, target, check in TARGETS:
@@ -235,7 +233,7 @@ def targets_table(runs: list[Run]) -> str:
 
 def ratio_table(runs: list[Run]) -> str:
     """
-    TwistedPACS's rate over each anchor's in every scenario, per repetition.
+    Tabulate TwistedPACS's rate over each anchor's in every scenario.
     """
     anchors = ("orthanc", "storescp", "pynetdicom", "storescp-ignore")
     lines = [
@@ -256,7 +254,7 @@ def ratio_table(runs: list[Run]) -> str:
 
 def plot(runs: list[Run], path: Path) -> None:
     """
-    A horizontal bar chart of median instances/s per scenario and receiver.
+    Draw median instances/s per scenario and receiver as horizontal bars.
     """
     import matplotlib
 
@@ -289,7 +287,7 @@ def plot(runs: list[Run], path: Path) -> None:
 
 def markdown(document: dict[str, Any]) -> str:
     """
-    Every table of one results document.
+    Render every table of one results document as Markdown.
     """
     runs = document["runs"]
     parts = [
@@ -308,13 +306,13 @@ def markdown(document: dict[str, Any]) -> str:
     if document.get("churn"):
         parts += ["## Churn", churn_text(document["churn"])]
     for door, ranked in document.get("profiles", {}).items():
-        parts += [f"## Hot spots, {door} ingest (py-spy)", hotspot_table(ranked)]
+        parts += [f"## Hot spots: {door} ingest (py-spy)", hotspot_table(ranked)]
     return "\n\n".join(parts) + "\n"
 
 
 def churn_text(churn: dict[str, Any]) -> str:
     """
-    One paragraph on the churn run: what was deleted and how the file grew.
+    Describe the churn run: what was deleted and how the file grew.
     """
     if "error" in churn:
         return f"The churn run failed: {churn['error']}"
@@ -331,8 +329,8 @@ def churn_text(churn: dict[str, Any]) -> str:
 
 def hotspot_table(ranked: dict[str, Any]) -> str:
     """
-    The functions running in the most samples, then TwistedPACS's own
-    functions by their share of samples on the stack.
+    Tabulate the functions running in the most samples, then TwistedPACS's
+    own functions by their share of samples on the stack.
     """
     if "error" in ranked:
         return f"The profile failed: {ranked['error']}"

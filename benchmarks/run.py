@@ -39,7 +39,7 @@ MIB = 1024 * 1024
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
     """
-    The command line of the suite.
+    Parse the command line of the suite.
     """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repetitions", type=int, default=3)
@@ -118,7 +118,7 @@ def _output(command: list[str]) -> str:
 
 def machine(settings: dict[str, Any]) -> dict[str, Any]:
     """
-    The machine and the software versions of this run.
+    Describe the machine and the software versions of this run.
     """
     model = ""
     with open("/proc/cpuinfo", encoding="ascii", errors="replace") as stream:
@@ -273,18 +273,7 @@ def run_suite(
     for repetition in range(repetitions):
         print(f"repetition {repetition + 1} of {repetitions}", flush=True)
         if not arguments.no_ceiling:
-            measured = {
-                f"{name}, SMALL": method(small, settings["work_dir"])
-                for name, method in ceiling.CEILINGS.items()
-            }
-            for name, method in ceiling.LARGE_CEILINGS.items():
-                measured[f"{name}, LARGE"] = method(large, settings["work_dir"])
-            document["ceilings"].append(measured)
-            for name, found in measured.items():
-                print(
-                    f"  ceiling {name:28} {found['instances_per_second']:8.0f} inst/s",
-                    flush=True,
-                )
+            document["ceilings"].append(measure_ceilings(small, large, settings))
         for scenario in scenarios:
             names = [name for name in scenario.receivers if name in receivers]
             # Take turns: rotate the order so no receiver always runs first.
@@ -306,14 +295,45 @@ def run_suite(
             settings,
         )
     if arguments.profile:
-        document["profiles"] = {
-            door: _extra(
-                lambda w, door=door: hotspots.profile(small, w, settings, door),
-                settings,
-            )
-            for door in ("dicom", "rest")
-        }
+        document["profiles"] = record_profiles(small, large, settings)
     return document
+
+
+def measure_ceilings(
+    small: data.DataSet, large: data.DataSet, settings: dict[str, Any]
+) -> dict[str, Any]:
+    """
+    Measure the machine's ceilings for the bytes of SMALL and of LARGE.
+    """
+    measured = {
+        f"{name}, SMALL": method(small, settings["work_dir"])
+        for name, method in ceiling.CEILINGS.items()
+    }
+    for name, method in ceiling.LARGE_CEILINGS.items():
+        measured[f"{name}, LARGE"] = method(large, settings["work_dir"])
+    for name, found in measured.items():
+        rate = found["instances_per_second"]
+        print(f"  ceiling {name:36} {rate:8.0f} inst/s", flush=True)
+    return measured
+
+
+def record_profiles(
+    small: data.DataSet, large: data.DataSet, settings: dict[str, Any]
+) -> dict[str, Any]:
+    """
+    Record py-spy profiles of SMALL over DICOM and REST and of LARGE over DICOM.
+    """
+    profiles = {}
+    for label, door, dataset in (
+        ("dicom, SMALL", "dicom", small),
+        ("rest, SMALL", "rest", small),
+        ("dicom, LARGE", "dicom", large),
+    ):
+        profiles[label] = _extra(
+            lambda w, d=dataset, o=door: hotspots.profile(d, w, settings, o),
+            settings,
+        )
+    return profiles
 
 
 def _extra(action: Any, settings: dict[str, Any]) -> dict[str, Any]:
