@@ -66,7 +66,13 @@ def file_meta_prefix(
             _element(0x0013, b"SH", IMPLEMENTATION_VERSION_NAME.encode("ascii"), b" "),
         )
     )
-    if source_aet:
-        body += _element(0x0016, b"AE", source_aet.strip().encode("ascii"), b" ")
+    # An AE title is ASCII without backslash or control characters (PS3.5
+    # Table 6.2-1); a peer that sends others gets them replaced with "?".
+    aet = "".join(
+        character if " " <= character <= "~" and character != "\\" else "?"
+        for character in source_aet.strip()
+    )
+    if aet:
+        body += _element(0x0016, b"AE", aet.encode("ascii"), b" ")
     group_length = struct.pack("<HH2sHL", 0x0002, 0x0000, b"UL", 4, len(body))
     return _PREAMBLE + group_length + body
