@@ -23,18 +23,69 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.pdu_streams import (
+    ABORT_RQ,
+    CT_IMAGE_STORAGE,
+    DEFLATED_LE,
+    EXPLICIT_LE,
+    IMPLICIT_LE,
+    PRINT_META_SOP_CLASS,
+    RELEASE_RQ,
+    UID_44,
+    VERIFICATION,
+)
+from tests.pdu_streams import (
+    associate_rq as _associate_rq,
+)
+from tests.pdu_streams import (
+    dataset as _dataset,
+)
+from tests.pdu_streams import (
+    dataset_of_length as _dataset_of_length,
+)
+from tests.pdu_streams import (
+    echo_rq as _echo_rq,
+)
+from tests.pdu_streams import (
+    element as _element,
+)
+from tests.pdu_streams import (
+    even as _even,
+)
+from tests.pdu_streams import (
+    item as _item,
+)
+from tests.pdu_streams import (
+    pdata as _pdata,
+)
+from tests.pdu_streams import (
+    pdv as _pdv,
+)
+from tests.pdu_streams import (
+    responses as _responses,
+)
+from tests.pdu_streams import (
+    split_pdus as _split_pdus,
+)
+from tests.pdu_streams import (
+    statuses as _statuses,
+)
+from tests.pdu_streams import (
+    store_message as _store_message,
+)
+from tests.pdu_streams import (
+    store_rq as _store_rq,
+)
 from twistedpacs.config import Settings
-from twistedpacs.dicom.part10 import IMPLEMENTATION_CLASS_UID
-from twistedpacs.dicom.part10 import IMPLEMENTATION_VERSION_NAME
+from twistedpacs.dicom.part10 import (
+    IMPLEMENTATION_CLASS_UID,
+    IMPLEMENTATION_VERSION_NAME,
+)
 from twistedpacs.dimse.commands import (
-    CEchoRQ,
     CEchoRSP,
     CFindRQ,
     CFindRSP,
-    Command,
-    CStoreRQ,
     CStoreRSP,
-    decode_command,
     encode_command,
 )
 from twistedpacs.model import (
@@ -51,176 +102,11 @@ from twistedpacs.ul.negotiation import (
 )
 from twistedpacs.ul.protocol import DICOMServerProtocol
 
-VERIFICATION = "1.2.840.10008.1.1"
-CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
-PRINT_META_SOP_CLASS = "1.2.840.10008.5.1.1.9"
-IMPLICIT_LE = "1.2.840.10008.1.2"
-EXPLICIT_LE = "1.2.840.10008.1.2.1"
-DEFLATED_LE = "1.2.840.10008.1.2.1.99"
-APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
 TIMEOUT = 30.0
 
-# A 44-character UID, so that a C-STORE-RQ for it is 138 bytes long.
-UID_44 = "2.25.123456789012345678901234567890123456789"
 
 _PDU_HEADER = struct.Struct(">BBL")
 _PDV_HEADER = struct.Struct(">LBB")
-
-
-# PDU and data set builders, from PS3.8 section 9.3 and PS3.5 section 7.1.
-
-
-def _item(item_type: int, data: bytes) -> bytes:
-    return struct.pack(">BBH", item_type, 0, len(data)) + data
-
-
-def _ae(title: str) -> bytes:
-    return title.encode("ascii").ljust(16, b" ")
-
-
-def _associate_rq(
-    contexts: list[tuple[int, str, list[str]]] | None = None,
-    maximum_length: int = 16384,
-    called: str = "TWISTEDPACS",
-    calling: str = "QA_SCU",
-    application_context: str = APPLICATION_CONTEXT,
-    version: int = 1,
-    extra_sub_items: bytes = b"",
-) -> bytes:
-    if contexts is None:
-        contexts = [(1, VERIFICATION, [IMPLICIT_LE])]
-    body = struct.pack(">HH", version, 0) + _ae(called) + _ae(calling) + bytes(32)
-    body += _item(0x10, application_context.encode())
-    for context_id, abstract_syntax, transfer_syntaxes in contexts:
-        data = bytes([context_id, 0, 0, 0]) + _item(0x30, abstract_syntax.encode())
-        for transfer_syntax in transfer_syntaxes:
-            data += _item(0x40, transfer_syntax.encode())
-        body += _item(0x20, data)
-    user = _item(0x51, struct.pack(">L", maximum_length)) + extra_sub_items
-    body += _item(0x50, user)
-    return _PDU_HEADER.pack(0x01, 0, len(body)) + body
-
-
-def _pdv(context_id: int, flags: int, data: bytes) -> bytes:
-    return _PDV_HEADER.pack(len(data) + 2, context_id, flags) + data
-
-
-def _pdata(*pdvs: bytes) -> bytes:
-    body = b"".join(pdvs)
-    return _PDU_HEADER.pack(0x04, 0, len(body)) + body
-
-
-RELEASE_RQ = bytes.fromhex("050000000004 00000000")
-ABORT_RQ = bytes.fromhex("070000000004 00000000")
-
-
-def _element(group: int, element: int, value: bytes) -> bytes:
-    """
-    Encode one Implicit VR Little Endian element.
-    """
-    return struct.pack("<HHL", group, element, len(value)) + value
-
-
-def _even(text: str, pad: bytes = b" ") -> bytes:
-    raw = text.encode("ascii")
-    return raw + pad if len(raw) % 2 else raw
-
-
-def _dataset(
-    sop_instance_uid: str | None = UID_44,
-    pixel_data: bytes = bytes(range(256)) * 4,
-    patient_name: str = "QA^PATIENT",
-    comments: bytes = b"",
-) -> bytes:
-    """
-    Encode a CT data set in Implicit VR Little Endian.
-    """
-    parts = [_element(0x0008, 0x0016, _even(CT_IMAGE_STORAGE, b"\0"))]
-    if sop_instance_uid is not None:
-        parts.append(_element(0x0008, 0x0018, _even(sop_instance_uid, b"\0")))
-    parts += [
-        _element(0x0008, 0x0060, b"CT"),
-        _element(0x0010, 0x0010, _even(patient_name)),
-        _element(0x0010, 0x0020, b"QA01"),
-        _element(0x0020, 0x000D, _even("2.25.1001", b"\0")),
-        _element(0x0020, 0x000E, _even("2.25.1002", b"\0")),
-    ]
-    if comments:
-        parts.append(_element(0x0020, 0x4000, comments))
-    parts.append(_element(0x7FE0, 0x0010, pixel_data))
-    return b"".join(parts)
-
-
-def _dataset_of_length(total: int) -> bytes:
-    """
-    Encode a data set of exactly C{total} bytes by sizing its Pixel Data.
-    """
-    base = len(_dataset(pixel_data=b""))
-    return _dataset(pixel_data=bytes(i % 251 for i in range(total - base)))
-
-
-def _store_rq(message_id: int = 1, uid: str = UID_44) -> bytes:
-    return encode_command(
-        CStoreRQ(
-            message_id=message_id,
-            affected_sop_class_uid=CT_IMAGE_STORAGE,
-            affected_sop_instance_uid=uid,
-        )
-    )
-
-
-def _echo_rq(message_id: int = 1) -> bytes:
-    return encode_command(CEchoRQ(message_id=message_id))
-
-
-def _store_message(
-    context_id: int, dataset: bytes, message_id: int = 1, uid: str = UID_44
-) -> bytes:
-    """
-    Encode a C-STORE-RQ and its data set, each in one PDU of one PDV.
-    """
-    return _pdata(_pdv(context_id, 0x03, _store_rq(message_id, uid))) + _pdata(
-        _pdv(context_id, 0x02, dataset)
-    )
-
-
-# Readers of what the protocol wrote.
-
-
-def _split_pdus(data: bytes) -> list[tuple[int, bytes]]:
-    pdus = []
-    offset = 0
-    while offset < len(data):
-        pdu_type, _, length = _PDU_HEADER.unpack_from(data, offset)
-        body = data[offset + 6 : offset + 6 + length]
-        assert len(body) == length, "truncated PDU in the output"
-        pdus.append((pdu_type, body))
-        offset += 6 + length
-    return pdus
-
-
-def _responses(data: bytes) -> list[Command]:
-    """
-    Decode every DIMSE command the protocol wrote in P-DATA-TF PDUs.
-    """
-    commands = []
-    fragments = b""
-    for pdu_type, body in _split_pdus(data):
-        if pdu_type != 0x04:
-            continue
-        offset = 0
-        while offset < len(body):
-            length, _, flags = _PDV_HEADER.unpack_from(body, offset)
-            fragments += body[offset + 6 : offset + 4 + length]
-            offset += 4 + length
-            if flags & 0x02:
-                commands.append(decode_command(fragments))
-                fragments = b""
-    return commands
-
-
-def _statuses(data: bytes) -> list[int]:
-    return [command.status for command in _responses(data)]  # type: ignore[union-attr]
 
 
 # The fake store.
