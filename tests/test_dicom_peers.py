@@ -11,11 +11,13 @@ elements, ignoring the File Meta group.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import shutil
 import socket
 import struct
 import subprocess
+import tempfile
 import time
 import warnings
 from io import BytesIO
@@ -25,6 +27,7 @@ import pydicom
 from pydicom.data import get_testdata_file
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+from tests import fixtures
 from tests.server import ServerProcess
 from twistedpacs.dicom.ids import resource_ids
 
@@ -232,6 +235,45 @@ class DCMTKTests(SynchronousTestCase):
                 stored = server.stored_dataset(instance_id)
             self.assertEqual(_elements(stored), _elements(expected), path)
 
+    def test_storescu_large_objects(self) -> None:
+        """
+        storescu stores a 5 MiB native and a 10 MiB encapsulated (JPEG
+        Baseline) object, whose data set bytes come back unchanged behind a
+        generated File Meta group.
+        """
+        _require_dcmtk()
+        server = PeerServer()
+        self.addCleanup(server.stop)
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        native = os.path.join(directory, "native.dcm")
+        encapsulated = os.path.join(directory, "encapsulated.dcm")
+        uids = {
+            native: fixtures.large_native_file(native, 5 * 1024 * 1024),
+            encapsulated: fixtures.large_encapsulated_file(
+                encapsulated, 5, 2 * 1024 * 1024
+            ),
+        }
+        for path, flag in ((native, "-xe"), (encapsulated, "-xy")):
+            self.assertTrue(self._send_file(server, path, flag, 131072), path)
+        self.assertEqual(server.count_instances(), 2)
+        for path, sop_uid in uids.items():
+            with open(path, "rb") as stream:
+                sent = stream.read()
+            instance_ids = server.get_json("/instances?expand")
+            match = [
+                document["ID"]
+                for document in instance_ids
+                if document["MainDicomTags"]["SOPInstanceUID"] == sop_uid
+            ]
+            self.assertEqual(len(match), 1, path)
+            stored = server.get_bytes(f"/instances/{match[0]}/file")
+            self.assertEqual(
+                hashlib.sha256(_data_set_bytes(stored)).hexdigest(),
+                hashlib.sha256(_data_set_bytes(sent)).hexdigest(),
+                path,
+            )
+
     def test_storescu_pdu_4096(self) -> None:
         """
         Every bundled file storescu can send is stored intact at a maximum
@@ -252,6 +294,14 @@ class DCMTKTests(SynchronousTestCase):
         PDU length of 131072.
         """
         self._store_all(131072)
+
+
+def _data_set_bytes(part10: bytes) -> bytes:
+    """
+    Return the bytes of a Part 10 file after its File Meta group.
+    """
+    (group_length,) = struct.unpack_from("<L", part10, 132 + 8)
+    return part10[132 + 12 + group_length :]
 
 
 def _pynetdicom() -> Any:
