@@ -157,26 +157,85 @@ class BadInputTests(ServerTestCase):
         self.assert_json_error(status, answer, 400)
         self.assertEqual(self.count(), 0)
 
-    def test_multipart_rejected_with_415(self) -> None:
+    def test_multipart_parts_stored_each(self) -> None:
         """
-        A multipart/form-data envelope is a 415 pointing at raw bodies, and
-        neither the envelope nor its parts are stored.
+        A multipart/form-data upload stores each DICOM part on its own and
+        reports the text part as rejected; the envelope itself is not stored.
         """
         boundary = "----QAformBoundary7MA4YWxkTrZu0gW"
+        first = fixtures.make_dataset("QA^MULTIPART^ONE")
+        second = fixtures.make_dataset("QA^MULTIPART^TWO")
         body = fixtures.multipart_body(
             [
+                ("first.dcm", "application/dicom", fixtures.part10_bytes(first)),
                 (
-                    "first.dcm",
-                    "application/dicom",
-                    fixtures.part10_bytes(fixtures.make_dataset("QA^MULTIPART^ONE")),
+                    "second.dcm",
+                    "application/octet-stream",
+                    fixtures.part10_bytes(second, fixtures.ImplicitVRLittleEndian),
                 ),
                 ("notes.txt", "text/plain", b"not DICOM\n"),
             ],
             boundary,
         )
         status, answer = self.post(body, f"multipart/form-data; boundary={boundary}")
-        self.assert_json_error(status, answer, 415)
-        self.assertIn("multipart", answer["Message"])
+        self.assertEqual(status, 200, answer)
+        self.assertEqual(
+            [part["Filename"] for part in answer],
+            ["first.dcm", "second.dcm", "notes.txt"],
+        )
+        self.assertEqual(
+            [part["Status"] for part in answer], ["Success", "Success", "Rejected"]
+        )
+        self.assertEqual(answer[2]["HttpStatus"], 400)
+        self.assertEqual(self.count(), 2)
+        names = sorted(
+            self.server.get_json(f"/instances/{part['ID']}/simplified-tags")[
+                "PatientName"
+            ]
+            for part in answer[:2]
+        )
+        self.assertEqual(names, ["QA^MULTIPART^ONE", "QA^MULTIPART^TWO"])
+
+    def test_curl_form_upload(self) -> None:
+        """
+        curl -F file=@image.dcm stores the file.
+        """
+        if shutil.which("curl") is None:
+            raise SkipTest("curl is not installed")
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        path = os.path.join(directory, "form.dcm")
+        with open(path, "wb") as stream:
+            stream.write(fixtures.part10_bytes(fixtures.make_dataset("QA^FORM")))
+        result = subprocess.run(
+            ["curl", "-s", "-F", f"file=@{path}", f"{self.server.url}/instances"],
+            capture_output=True,
+            check=True,
+        )
+        answer = json.loads(result.stdout)
+        self.assertEqual(answer[0]["Status"], "Success")
+        self.assertEqual(answer[0]["Filename"], "form.dcm")
+        self.assertEqual(self.count(), 1)
+
+    def test_invalid_multipart_rejected(self) -> None:
+        """
+        A multipart body without a boundary or without its closing line is a
+        400, and nothing is stored.
+        """
+        status, answer = self.post(b"--x\r\n\r\nabc", "multipart/form-data")
+        self.assert_json_error(status, answer, 400)
+        body = fixtures.multipart_body(
+            [
+                (
+                    "a.dcm",
+                    "application/dicom",
+                    fixtures.part10_bytes(fixtures.make_dataset()),
+                )
+            ],
+            "zzz",
+        )
+        status, answer = self.post(body[:-10], "multipart/form-data; boundary=zzz")
+        self.assert_json_error(status, answer, 400)
         self.assertEqual(self.count(), 0)
 
     def test_server_keeps_serving_after_errors(self) -> None:

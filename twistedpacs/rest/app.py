@@ -24,6 +24,7 @@ from twistedpacs.model import LEVELS, Level, StorageError, StorageFullError, Sto
 from twistedpacs.rest import resources
 from twistedpacs.rest.archive import store_archive
 from twistedpacs.rest.errors import RestError, error_body
+from twistedpacs.rest.form import PartOutcome
 from twistedpacs.rest.modalities import add_routes as add_modality_routes
 from twistedpacs.rest.producer import send_instance_file
 from twistedpacs.rest.upload import ZipSpool, finish_upload
@@ -51,6 +52,23 @@ def instance_answer(result: StoreResult) -> dict[str, str]:
         "ParentStudy": ids.study,
         "Path": f"/instances/{ids.instance}",
         "Status": result.status.value,
+    }
+
+
+def part_answer(part: PartOutcome) -> dict[str, Any]:
+    """
+    Describe one part of a multipart upload: its instance, or its error.
+    """
+    if part.result is not None:
+        return {"Filename": part.filename, **instance_answer(part.result)}
+    error = part.error
+    assert error is not None
+    return {
+        "Filename": part.filename,
+        "Status": "Rejected",
+        "HttpStatus": error.status,
+        "Message": error.message,
+        "Details": error.details,
     }
 
 
@@ -139,6 +157,8 @@ class RestApi:
     @inlineCallbacks
     def post_instances(self, request: IRequest) -> Deferred[bytes]:
         outcome = yield finish_upload(request.upload_body)
+        if isinstance(outcome, list):
+            return json_response(request, [part_answer(part) for part in outcome])
         if isinstance(outcome, ZipSpool):
             stored = yield store_archive(
                 outcome,

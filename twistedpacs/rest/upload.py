@@ -4,8 +4,9 @@ Streaming request bodies for C{POST /instances}.
 twisted.web normally collects a body in memory or a temporary file and parses
 C{multipart/form-data} whole before any resource sees it. L{UploadRequest}
 instead decides from the headers, in C{gotLength}, whether a body is accepted,
-and then streams it chunk by chunk into the ingest path (a DICOM instance) or
-into a spool file in the store's directory (a ZIP archive).
+and then streams it chunk by chunk into the ingest path (a DICOM instance),
+into a spool file in the store's directory (a ZIP archive), or through the
+streaming multipart parser into one ingest path per part.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from twistedpacs.config import Settings
 from twistedpacs.ingest import IngestSession
 from twistedpacs.model import Provenance
 from twistedpacs.rest.errors import RestError, raw_error_response
+from twistedpacs.rest.form import MultipartBody
+from twistedpacs.rest.multipart import MultipartError
 
 # Bodies of other routes are small JSON documents.
 MAXIMUM_OTHER_BODY = 1024 * 1024
@@ -170,6 +173,10 @@ class UploadBody:
             self.spool.remove()
 
 
+def _media_type(content_type: bytes) -> bytes:
+    return content_type.split(b";", 1)[0].strip().lower()
+
+
 class UploadRequest(Request):
     """
     A request whose upload body streams into the store as it arrives.
@@ -181,7 +188,7 @@ class UploadRequest(Request):
         # Multipart bodies are rejected in gotLength rather than parsed whole.
         kwargs["parsePOSTFormSubmission"] = False
         super().__init__(channel, *args, **kwargs)
-        self.upload_body: UploadBody | None = None
+        self.upload_body: UploadBody | MultipartBody | None = None
         self._rejected = False
 
     @property
@@ -205,6 +212,17 @@ class UploadRequest(Request):
                 self._reject_before_body(error)
                 return
             self.content = _DiscardedContent()  # type: ignore[assignment]
+            content_type = self.getHeader(b"content-type") or b""
+            if _media_type(content_type) == b"multipart/form-data":
+                try:
+                    self.upload_body = MultipartBody(
+                        self, self._site.store, settings, content_type
+                    )
+                except MultipartError as error:
+                    self._reject_before_body(
+                        RestError(400, "Invalid multipart/form-data body", str(error))
+                    )
+                return
             self.upload_body = UploadBody(self, self._site.store, settings)
             return
         if length is not None and length > MAXIMUM_OTHER_BODY:
@@ -223,16 +241,11 @@ class UploadRequest(Request):
         self, length: int | None, settings: Settings
     ) -> RestError | None:
         content_type = self.getHeader(b"content-type") or b""
-        media_type = content_type.split(b";", 1)[0].strip().lower()
-        if media_type == b"multipart/form-data":
-            return RestError(
-                415,
-                "multipart/form-data is not accepted",
-                "send each file as the raw request body, for example "
-                "curl -X POST http://localhost:8042/instances --data-binary @file.dcm",
-            )
         maximum = settings.maximum_instance_size
-        if maximum and length is not None and length > maximum:
+        # A multipart envelope may carry several files: the limit applies to
+        # each part as it streams.
+        multipart = _media_type(content_type) == b"multipart/form-data"
+        if maximum and length is not None and length > maximum and not multipart:
             return RestError(
                 413,
                 "Request body too large",
@@ -324,9 +337,10 @@ class UploadSite(Site):
         self.settings = settings
 
 
-def finish_upload(body: UploadBody | None) -> Deferred[Any]:
+def finish_upload(body: UploadBody | MultipartBody | None) -> Deferred[Any]:
     """
-    Complete a streamed body: store its instance, or return its ZIP spool.
+    Complete a streamed body: store its instance, return its ZIP spool, or
+    the outcomes of its multipart parts.
     """
     if body is None or body.size == 0:
         return fail(
@@ -337,6 +351,8 @@ def finish_upload(body: UploadBody | None) -> Deferred[Any]:
                 "BadFileFormat",
             )
         )
+    if isinstance(body, MultipartBody):
+        return body.outcomes()
     body.finished = True
     if body.error is not None:
         return fail(body.error)
