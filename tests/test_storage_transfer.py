@@ -48,10 +48,12 @@ def make_transfer(
 
 
 def sent_bytes(operations: list[Operation]) -> bytes:
-    pieces = []
+    pieces: list[bytes] = []
     for operation in operations:
-        if isinstance(operation, (ChunkOp, FinishOp)):
-            pieces.append(operation.data)
+        if isinstance(operation, ChunkOp):
+            pieces.append(bytes(operation.data))
+        elif isinstance(operation, FinishOp):
+            pieces.extend(bytes(piece) for piece in operation.data)
     return b"".join(pieces)
 
 
@@ -79,6 +81,7 @@ class TransferTests(SynchronousTestCase):
         finish = operations[-1]
         assert isinstance(finish, FinishOp)
         self.assertTrue(all(len(op.data) == CHUNK_SIZE for op in chunks))
+        self.assertTrue(all(len(piece) == CHUNK_SIZE for piece in finish.data[:-1]))
         self.assertEqual(sent_bytes(operations), data)
         self.assertEqual(finish.size, size)
         self.assertEqual(finish.md5, hashlib.md5(data).hexdigest())

@@ -191,22 +191,19 @@ def write_chunks(
     dbs: Databases,
     blob_id: int,
     first_number: int,
-    data: bytes | bytearray | memoryview,
+    pieces: list[bytearray | memoryview],
 ) -> int:
     """
-    Store C{data} as consecutive chunks starting at C{first_number}.
+    Store each of C{pieces}, at most one chunk long, as one chunk, numbered
+    from C{first_number}. LMDB copies the buffers without a join.
 
     @return: the number of chunks written.
     """
-    view = memoryview(data)
     number = first_number
-    for start in range(0, len(view), CHUNK_SIZE):
-        txn.put(
-            chunk_key(blob_id, number),
-            view[start : start + CHUNK_SIZE],
-            db=dbs.chunks,
-            overwrite=True,
-        )
+    for piece in pieces:
+        if len(piece) > CHUNK_SIZE:
+            raise ValueError(f"a piece of {len(piece)} bytes exceeds one chunk")
+        txn.put(chunk_key(blob_id, number), piece, db=dbs.chunks, overwrite=True)
         number += 1
     return number - first_number
 

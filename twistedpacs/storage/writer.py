@@ -79,7 +79,7 @@ class TransferState:
 @dataclass
 class ChunkOp:
     state: TransferState
-    data: bytes
+    data: bytes | bytearray
 
 
 @dataclass
@@ -87,13 +87,15 @@ class FinishOp:
     """
     The end of a transfer: its remaining bytes and what to index.
 
+    @ivar data: the bytes not yet stored, in buffers of at most one chunk;
+        every buffer but the last is a full chunk.
     @ivar md5: hex MD5 of prefix and bytes, or L{None} when the writer must
         compute it from the stored chunks.
     """
 
     state: TransferState
     entry: IndexEntry
-    data: bytes | bytearray
+    data: list[bytearray | memoryview]
     size: int
     md5: str | None
     timestamp: float
@@ -310,7 +312,7 @@ class Writer:
         assert self._dbs is not None
         answer = batch.answer(op.deferred)
         state = op.state
-        batch.account(state, len(op.data))
+        batch.account(state, sum(len(piece) for piece in op.data))
         if state.failed is not None:
             answer.error = state.failed
             self._discard(txn, state)
@@ -397,8 +399,8 @@ class Writer:
         }
 
     def _md5_of_blob(self, txn: lmdb.Transaction, op: FinishOp) -> str:
-        # The transfer learnt its prefix only after it had streamed chunks
-        # out, so the hash is computed here from what was stored.
+        # Only a transfer that learnt its prefix after it had streamed chunks
+        # out gets here, so the hash is computed from what was stored.
         assert self._dbs is not None and op.state.blob_id is not None
         digest = hashlib.md5(op.entry.prefix)
         for number in range(op.state.chunks_written):
