@@ -55,6 +55,11 @@ __all__ = [
 #: tens of kilobytes; the other PDUs are 4 bytes long.
 MAXIMUM_ASSOCIATE_PDU_LENGTH = 1 << 20
 
+# Bytes asked for per read from a DICOM connection. Twisted's default of 64 KiB
+# splits every P-DATA-TF of the default 128 KiB maximum across two reads, and
+# each split PDU is joined, a copy of its bytes.
+READ_SIZE = 1024 * 1024
+
 # The PDU length field is 32 bits, so an advertised maximum of 0 (unlimited)
 # lets a P-DATA-TF be this long.
 _UNLIMITED_PDU_LENGTH = 0xFFFFFFFF
@@ -143,6 +148,8 @@ class DICOMServerProtocol(Protocol):
         ARTIM until the A-ASSOCIATE-RQ arrives).
         """
         transport: Any = self.transport
+        if hasattr(transport, "bufferSize"):
+            transport.bufferSize = READ_SIZE
         set_no_delay = getattr(transport, "setTcpNoDelay", None)
         if set_no_delay is not None:
             set_no_delay(True)
