@@ -43,6 +43,7 @@ from twistedpacs.ul.pdu import (
     REJECT_SOURCE_SERVICE_USER,
     REJECT_USER_APPLICATION_CONTEXT_NAME_NOT_SUPPORTED,
     REJECT_USER_CALLED_AE_TITLE_NOT_RECOGNIZED,
+    REJECT_USER_CALLING_AE_TITLE_NOT_RECOGNIZED,
     AAssociateAC,
     AAssociateRJ,
     AAssociateRQ,
@@ -68,7 +69,9 @@ __all__ = [
     "AcceptedContext",
     "Negotiation",
     "check_request",
+    "is_valid_ae_title",
     "negotiate",
+    "shown_ae_title",
 ]
 
 VERIFICATION_SOP_CLASS = "1.2.840.10008.1.1"
@@ -129,6 +132,30 @@ QUERY_RETRIEVE_TRANSFER_SYNTAXES: frozenset[str] = frozenset(
 )
 
 
+# An AE title after its padding is removed: 1 to 16 characters of the default
+# character repertoire (ISO 646 G0, 0x20 to 0x7E), without backslash, as PS3.5
+# Table 6.2-1 sets for the AE value representation.
+_AE_TITLE = re.compile(r"[\x20-\x5B\x5D-\x7E]{1,16}")
+
+
+def is_valid_ae_title(title: str) -> bool:
+    """
+    Tell whether C{title}, without its leading and trailing spaces, is an AE
+    title: 1 to 16 characters of the default character repertoire, without
+    backslash or control characters.
+    """
+    return _AE_TITLE.fullmatch(title.strip(" ")) is not None
+
+
+def shown_ae_title(title: str) -> str:
+    """
+    Return C{title} as a log message shows it: as it is when it is a valid AE
+    title, otherwise as its Python representation, so a control character in
+    it cannot start a line of its own in the log.
+    """
+    return title if is_valid_ae_title(title) else ascii(title)
+
+
 @dataclass(frozen=True)
 class AcceptedContext:
     """
@@ -168,6 +195,10 @@ def check_request(
 
     @param active_associations: The associations accepted and not yet ended
         on this server, not counting this one.
+    A calling AE title that L{is_valid_ae_title} refuses is rejected with
+    reason 3, and such a called AE title with reason 7, both permanently by
+    the service user.
+
     @return: The A-ASSOCIATE-RJ PDU for the first reason that applies, or
         L{None} to negotiate the presentation contexts.
     """
@@ -183,7 +214,16 @@ def check_request(
             REJECT_SOURCE_SERVICE_USER,
             REJECT_USER_APPLICATION_CONTEXT_NAME_NOT_SUPPORTED,
         )
-    if settings.dicom_check_called_aet and rq.called_ae_title != settings.aet:
+    if not is_valid_ae_title(rq.calling_ae_title):
+        return AAssociateRJ(
+            REJECT_RESULT_PERMANENT,
+            REJECT_SOURCE_SERVICE_USER,
+            REJECT_USER_CALLING_AE_TITLE_NOT_RECOGNIZED,
+        )
+    called = rq.called_ae_title
+    if not is_valid_ae_title(called) or (
+        settings.dicom_check_called_aet and called != settings.aet
+    ):
         return AAssociateRJ(
             REJECT_RESULT_PERMANENT,
             REJECT_SOURCE_SERVICE_USER,

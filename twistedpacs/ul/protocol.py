@@ -22,7 +22,7 @@ from twistedpacs.config import Settings
 from twistedpacs.dimse.commands import Command, encode_command
 from twistedpacs.dimse.services import DIMSEServiceProvider
 from twistedpacs.ul.machine import AssociationMachine, State
-from twistedpacs.ul.negotiation import check_request, negotiate
+from twistedpacs.ul.negotiation import check_request, negotiate, shown_ae_title
 from twistedpacs.ul.pdu import (
     ABORT_REASON_INVALID_PDU_PARAMETER_VALUE,
     ABORT_REASON_UNRECOGNIZED_PDU,
@@ -412,17 +412,21 @@ class DICOMServerProtocol(Protocol):
         Reject an A-ASSOCIATE-RQ for its version, context name, called AE
         title or the association limit.
         """
-        self.calling_ae_title = rq.calling_ae_title
-        self.called_ae_title = rq.called_ae_title
-        rejection = check_request(rq, self._settings, self._registry.active_associations)
+        rejection = check_request(
+            rq, self._settings, self._registry.active_associations
+        )
+        # The titles of a rejected request may hold control characters, which
+        # later log lines of this connection show escaped.
+        self.calling_ae_title = shown_ae_title(rq.calling_ae_title)
+        self.called_ae_title = shown_ae_title(rq.called_ae_title)
         if rejection is not None:
             self.log.info(
                 "Association {association_id} from {calling_aet} at {peer} to "
                 "{called_aet} rejected: {reason} (result {result}, source "
                 "{source}, reason {reason_code})",
                 association_id=self.association_id,
-                calling_aet=rq.calling_ae_title,
-                called_aet=rq.called_ae_title,
+                calling_aet=self.calling_ae_title,
+                called_aet=self.called_ae_title,
                 peer=self._peer,
                 reason=_REJECT_REASONS.get(
                     (rejection.source, rejection.reason), "not specified"
@@ -490,8 +494,7 @@ class DICOMServerProtocol(Protocol):
         A message still incomplete is dropped.
         """
         self.log.info(
-            "Association {association_id} from {calling_aet} at {peer} "
-            "released",
+            "Association {association_id} from {calling_aet} at {peer} " "released",
             association_id=self.association_id,
             calling_aet=self.calling_ae_title,
             peer=self._peer,
