@@ -24,6 +24,7 @@ from pydicom.sequence import Sequence
 from twisted.trial.unittest import SynchronousTestCase
 
 from twistedpacs.dicom.scan import (
+    MAXIMUM_SEQUENCE_DEPTH,
     DicomdirError,
     InstanceScanner,
     InvalidInstanceError,
@@ -263,6 +264,24 @@ def encode(
     return stream.getvalue()
 
 
+def nested_sequences(depth: int, defined: bool) -> bytes:
+    """
+    Return explicit VR little endian ContentSequence elements nested C{depth}
+    deep, each with one item, with defined or undefined lengths.
+    """
+    if not defined:
+        opening = struct.pack("<HH2sHL", 0x0040, 0xA730, b"SQ", 0, 0xFFFFFFFF)
+        opening += struct.pack("<HHL", 0xFFFE, 0xE000, 0xFFFFFFFF)
+        closing = struct.pack("<HHL", 0xFFFE, 0xE00D, 0)
+        closing += struct.pack("<HHL", 0xFFFE, 0xE0DD, 0)
+        return opening * depth + closing * depth
+    inner = struct.pack("<HH2sH", 0x0008, 0x0100, b"SH", 4) + b"CODE"
+    for _ in range(depth):
+        item = struct.pack("<HHL", 0xFFFE, 0xE000, len(inner)) + inner
+        inner = struct.pack("<HH2sHL", 0x0040, 0xA730, b"SQ", 0, len(item)) + item
+    return inner
+
+
 class RejectionTests(SynchronousTestCase):
     """
     The scanner rejects what is not a storable instance, with a precise error.
@@ -354,6 +373,52 @@ class RejectionTests(SynchronousTestCase):
         data = encode(build_data_set(), EXPLICIT_LE, file_meta=False) + element
         result = outcome([data])
         self.assertEqual(result, ("InvalidInstanceError", "Invalid DICOM file"))
+
+    def test_sequence_depth_at_limit_accepted(self) -> None:
+        """
+        Sequences nested as deep as the limit are accepted, with defined and
+        undefined lengths, and two such nests one after the other too.
+        """
+        data = encode(build_data_set(), EXPLICIT_LE)
+        for defined in (False, True):
+            nest = nested_sequences(MAXIMUM_SEQUENCE_DEPTH, defined)
+            header = scan([data + nest + nest])
+            self.assertEqual(header.sop_instance_uid, "1.2.3.4.5")
+            self.assertEqual(len(read(data + nest).ContentSequence), 1)
+
+    def test_sequence_depth_past_limit_rejected(self) -> None:
+        """
+        One level past the limit is rejected, with defined and undefined
+        lengths, naming the depth and the limit.
+        """
+        data = encode(build_data_set(), EXPLICIT_LE)
+        for defined in (False, True):
+            nest = nested_sequences(MAXIMUM_SEQUENCE_DEPTH + 1, defined)
+            with self.assertRaises(InvalidInstanceError) as caught:
+                scan([data + nest])
+            self.assertEqual(caught.exception.message, "Sequences nested too deeply")
+            self.assertIn(
+                f"nested {MAXIMUM_SEQUENCE_DEPTH + 1} deep, more than the maximum "
+                f"of {MAXIMUM_SEQUENCE_DEPTH}",
+                caught.exception.details,
+            )
+
+    def test_sequence_depth_implicit_rejected(self) -> None:
+        """
+        In implicit VR, a nest of 50,000 undefined-length sequences fed in
+        small chunks is rejected once it passes the limit.
+        """
+        data = encode(build_data_set(), IMPLICIT_LE, file_meta=False)
+        opening = struct.pack("<HHL", 0x0040, 0xA730, 0xFFFFFFFF) + struct.pack(
+            "<HHL", 0xFFFE, 0xE000, 0xFFFFFFFF
+        )
+        scanner = InstanceScanner()
+        scanner.feed(data)
+        with self.assertRaises(InvalidInstanceError) as caught:
+            for _ in range(50000):
+                scanner.feed(opening)
+        self.assertEqual(caught.exception.message, "Sequences nested too deeply")
+        self.assertLess(scanner.size, len(data) + 16 * (MAXIMUM_SEQUENCE_DEPTH + 2))
 
     def test_missing_transfer_syntax_rejected(self) -> None:
         """

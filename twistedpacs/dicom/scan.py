@@ -38,6 +38,13 @@ DEFLATED_TRANSFER_SYNTAXES = frozenset(
 )
 MEDIA_STORAGE_DIRECTORY_STORAGE = "1.2.840.10008.1.3.10"
 
+#: The deepest nesting of sequences, a top-level sequence being 1 deep, that a
+#: data set may have. Real data rarely nests more than about 10 deep. pydicom
+#: reads and prints each level with several nested calls and fails with
+#: RecursionError somewhere between 150 and 200 levels, so a deeper data set
+#: would be stored and then could not be read.
+MAXIMUM_SEQUENCE_DEPTH = 64
+
 _LONG_VRS = frozenset(
     (b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UN", b"UR")
     + (b"UT", b"SV", b"UV")
@@ -209,6 +216,7 @@ class InstanceScanner:
         self._inflater: Any = None
         # Walk state of the data set stream (inflated when deflated).
         self._stack: list[tuple[int, int, bool, bool]] = []
+        self._sequence_depth = 0  # the sequence frames in _stack
         self._explicit = True
         self._little = True
         self._base_explicit = True
@@ -556,11 +564,21 @@ class InstanceScanner:
             explicit, little = False, True
         else:
             frame_kind = _FRAGMENTS
+        if frame_kind == _SEQUENCE:
+            self._sequence_depth += 1
+            if self._sequence_depth > MAXIMUM_SEQUENCE_DEPTH:
+                raise InvalidInstanceError(
+                    "Sequences nested too deeply",
+                    f"the sequence {_tag_text(tag)} with its value at offset "
+                    f"{start} is nested {self._sequence_depth} deep, more than "
+                    f"the maximum of {MAXIMUM_SEQUENCE_DEPTH}",
+                )
         self._stack.append((frame_kind, frame_end, explicit, little))
         self._explicit, self._little = explicit, little
 
     def _pop(self) -> None:
-        self._stack.pop()
+        if self._stack.pop()[0] == _SEQUENCE:
+            self._sequence_depth -= 1
         if self._stack:
             _, _, self._explicit, self._little = self._stack[-1]
         else:
