@@ -96,6 +96,50 @@ class CutOffUploadTests(SynchronousTestCase):
         self.assertEqual(counts["chunks"], 1)
 
 
+class ShutdownTests(SynchronousTestCase):
+    """
+    Stopping the server while an upload streams in.
+    """
+
+    def test_shutdown_mid_upload_is_clean(self) -> None:
+        """
+        SIGTERM while a streamed upload is half sent stops the server without
+        an unhandled error, and the store reopens with nothing of it.
+        """
+        server = ServerProcess(config={"InMemoryThreshold": 1})
+        self.addCleanup(server.stop)
+        connection = socket.create_connection(("127.0.0.1", server.http_port))
+        self.addCleanup(connection.close)
+        data = fixtures.part10_bytes(fixtures.make_dataset(rows=4000, columns=4000))
+        connection.sendall(
+            b"POST /instances HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            + f"Content-Length: {len(data)}\r\n\r\n".encode()
+        )
+        connection.sendall(data[: 2 * MIB])
+
+        def keep_sending() -> None:
+            # Bytes keep arriving while the server shuts down, until it closes.
+            try:
+                for offset in range(2 * MIB, len(data), 16384):
+                    connection.sendall(data[offset : offset + 16384])
+                    time.sleep(0.002)
+            except OSError:
+                pass
+
+        sender = threading.Thread(target=keep_sending)
+        sender.start()
+        time.sleep(0.2)
+        server.stop()
+        sender.join(timeout=30)
+        log = server.log()
+        self.assertIn("Store closed", log)
+        self.assertNotIn("Unhandled Error", log)
+        self.assertNotIn("Traceback", log)
+        counts = store_entries(server.storage)
+        self.assertEqual(counts.get("pending", 0), 0)
+        self.assertEqual(counts.get("chunks", 0), 0)
+
+
 class MemoryTests(SynchronousTestCase):
     """
     A large upload streams with bounded server memory.

@@ -6,6 +6,7 @@ ZIP archives, limits and the read-back routes.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import json
 import os
@@ -537,6 +538,164 @@ class ArchiveTests(ServerTestCase):
         spool = os.path.join(self.server.storage, "spool")
         self.assertEqual(os.listdir(spool) if os.path.isdir(spool) else [], [])
         self.assertFalse(os.path.exists(os.path.join(self.server.directory, "escape")))
+
+
+def zip_of(entries: list[tuple[str, bytes]], method: int = zipfile.ZIP_STORED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", method) as archive:
+        for name, data in entries:
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+class BrokenArchiveTests(ServerTestCase):
+    """
+    A ZIP with unreadable entries stores the readable ones and says which
+    entries it rejected; an unreadable archive stores nothing.
+    """
+
+    def test_bad_crc_entry_rejected_alone(self) -> None:
+        """
+        An entry whose bytes fail its CRC is listed as rejected, and the good
+        entry beside it is stored.
+        """
+        good = fixtures.part10_bytes(fixtures.make_dataset("QA^ZIP^GOOD"))
+        bad = fixtures.part10_bytes(fixtures.make_dataset("QA^ZIP^BAD"))
+        data = bytearray(zip_of([("1.dcm", good), ("2.dcm", bad)]))
+        # Flip one byte inside the second (stored, uncompressed) entry's data.
+        offset = data.index(b"QA^ZIP^BAD")
+        data[offset] ^= 0xFF
+        status, answer = self.post(bytes(data), "application/zip")
+        self.assertEqual(status, 200, answer)
+        self.assertEqual([part["Filename"] for part in answer], ["1.dcm", "2.dcm"])
+        self.assertEqual(answer[0]["Status"], "Success")
+        self.assertEqual(answer[1]["Status"], "Rejected")
+        self.assertIn("CRC", answer[1]["Details"])
+        self.assertEqual(self.count(), 1)
+
+    def test_broken_deflate_entry_rejected_alone(self) -> None:
+        """
+        An entry whose compressed data is corrupt is rejected with a 400
+        entry, not a server error, and its neighbours are stored.
+        """
+        entries = [
+            (
+                f"{index}.dcm",
+                fixtures.part10_bytes(fixtures.make_dataset(f"QA^Z^{index}")),
+            )
+            for index in range(3)
+        ]
+        data = bytearray(zip_of(entries, zipfile.ZIP_DEFLATED))
+        second = data.index(b"PK\x03\x04", 4)
+        data[second + 40 : second + 60] = bytes(20)
+        status, answer = self.post(bytes(data), "application/zip")
+        self.assertEqual(status, 200, answer)
+        self.assertEqual(
+            [part["Status"] for part in answer], ["Success", "Rejected", "Success"]
+        )
+        self.assertEqual(answer[1]["HttpStatus"], 400)
+        self.assertEqual(self.count(), 2)
+
+    def test_archive_without_directory_rejected(self) -> None:
+        """
+        A ZIP whose central directory lists nothing is a 400.
+        """
+        status, answer = self.post(zip_of([]), "application/zip")
+        self.assert_json_error(status, answer, 400)
+        status, answer = self.post(b"PK\x03\x04" + bytes(100), "application/zip")
+        self.assert_json_error(status, answer, 400)
+        self.assertEqual(self.count(), 0)
+
+
+class ArchiveQuotaTests(ServerTestCase):
+    """
+    An archive that fills the store stores what fits and lists the rest.
+    """
+
+    server_config = {"MaximumStorageSize": 1}
+
+    def test_archive_over_quota(self) -> None:
+        """
+        Six 300 KB entries under a 1 MB quota: the first three are stored,
+        the others are listed as rejected with 507.
+        """
+        entries = [
+            (
+                f"{index}.dcm",
+                fixtures.part10_bytes(
+                    fixtures.make_dataset(f"QA^Q^{index}", rows=300, columns=1000)
+                ),
+            )
+            for index in range(6)
+        ]
+        status, answer = self.post(zip_of(entries), "application/zip")
+        self.assertEqual(status, 200, answer)
+        statuses = [part["Status"] for part in answer]
+        self.assertEqual(statuses, ["Success"] * 3 + ["Rejected"] * 3)
+        self.assertEqual({part["HttpStatus"] for part in answer[3:]}, {507})
+        self.assertEqual(self.count(), 3)
+
+
+class RoutingTests(ServerTestCase):
+    """
+    Redirects, unknown routes and the Explorer's files.
+    """
+
+    def raw_get(
+        self, path: str, method: str = "GET"
+    ) -> tuple[int, dict[str, str], bytes]:
+        connection = http.client.HTTPConnection(
+            "127.0.0.1", self.server.http_port, timeout=10
+        )
+        connection.request(method, path)
+        response = connection.getresponse()
+        body = response.read()
+        connection.close()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, body
+
+    def test_redirects_carry_location(self) -> None:
+        """
+        / and /app redirect with a Location header; /app/ leads to the page.
+        """
+        status, headers, _ = self.raw_get("/")
+        self.assertEqual(status, 302)
+        self.assertTrue(headers["location"].endswith("/app/explorer.html"))
+        status, headers, _ = self.raw_get("/app")
+        self.assertEqual(status, 308)
+        self.assertTrue(headers["location"].endswith("/app/"))
+        status, headers, _ = self.raw_get("/app/")
+        self.assertIn(status, (301, 302, 303, 307, 308))
+        self.assertTrue(headers["location"].endswith("/app/explorer.html"))
+
+    def test_unknown_paths_are_json_404(self) -> None:
+        """
+        Unknown routes and missing Explorer files are 404 JSON, for every
+        method; a known route with another method is a 405 with Allow.
+        """
+        for method, path in (
+            ("GET", "/app/missing.js"),
+            ("POST", "/foo/bar"),
+            ("PUT", "/foo"),
+            ("GET", "/foo"),
+        ):
+            status, headers, body = self.raw_get(path, method)
+            self.assertEqual(status, 404, (method, path))
+            self.assertEqual(json.loads(body)["HttpStatus"], 404)
+        status, headers, body = self.raw_get("/instances", "PUT")
+        self.assertEqual(status, 405)
+        self.assertIn("POST", headers["allow"])
+
+    def test_huge_paging_values_rejected(self) -> None:
+        """
+        since and limit beyond 64 bits are a 400, not a server error.
+        """
+        for query in ("since=99999999999999999999", "limit=99999999999999999999"):
+            status, answer = self.server.request("GET", f"/instances?{query}")
+            self.assert_json_error(status, answer, 400)
+        status, answer = self.server.request(
+            "GET", "/changes?since=99999999999999999999"
+        )
+        self.assert_json_error(status, answer, 400)
 
 
 class ReadApiTests(ServerTestCase):

@@ -17,7 +17,13 @@ from twisted.internet.defer import Deferred, fail
 from twistedpacs.dicom.ids import resource_ids
 from twistedpacs.dicom.part10 import file_meta_prefix
 from twistedpacs.dicom.scan import InstanceScanner, InvalidInstanceError
-from twistedpacs.model import IndexEntry, InstanceHeader, Provenance, StoreResult
+from twistedpacs.model import (
+    IndexEntry,
+    InstanceHeader,
+    Provenance,
+    StorageError,
+    StoreResult,
+)
 
 
 class InstanceTooLargeError(InvalidInstanceError):
@@ -94,7 +100,7 @@ class IngestSession:
         self._source_aet = source_aet
         self._expected_class = expected_sop_class_uid
         self._expected_instance = expected_sop_instance_uid
-        self._failure: InvalidInstanceError | None = None
+        self._failure: InvalidInstanceError | StorageError | None = None
         self._done = False
         self._prefix: bytes | None = None
         self.size = 0
@@ -131,7 +137,13 @@ class IngestSession:
         except InvalidInstanceError as error:
             self._fail(error)
             return
-        self._transfer.write(data)
+        try:
+            self._transfer.write(data)
+        except StorageError as error:
+            # The store closed under us (a shutdown aborts transfers in
+            # flight); the rest of the body is dropped and finish fails.
+            self._failure = error
+
 
     def finish(self) -> Deferred[StoreResult]:
         """
@@ -219,6 +231,6 @@ class IngestSession:
             self._transfer.abort()
         self._done = True
 
-    def _fail(self, error: InvalidInstanceError) -> None:
+    def _fail(self, error: InvalidInstanceError | StorageError) -> None:
         self._failure = error
         self._transfer.abort()

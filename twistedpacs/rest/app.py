@@ -13,8 +13,11 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
+from twisted.web.resource import Resource
 from twisted.web.static import File
-from werkzeug.exceptions import HTTPException
+from twisted.web.util import Redirect
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import RequestRedirect
 
 from twistedpacs import __version__
 from twistedpacs.config import Settings
@@ -22,7 +25,7 @@ from twistedpacs.dicom.scan import InvalidInstanceError
 from twistedpacs.ingest import InstanceTooLargeError
 from twistedpacs.model import LEVELS, Level, StorageError, StorageFullError, StoreResult
 from twistedpacs.rest import resources
-from twistedpacs.rest.archive import store_archive
+from twistedpacs.rest.archive import EntryOutcome, store_archive
 from twistedpacs.rest.errors import RestError, error_body
 from twistedpacs.rest.form import PartOutcome
 from twistedpacs.rest.modalities import add_routes as add_modality_routes
@@ -55,9 +58,10 @@ def instance_answer(result: StoreResult) -> dict[str, str]:
     }
 
 
-def part_answer(part: PartOutcome) -> dict[str, Any]:
+def part_answer(part: PartOutcome | EntryOutcome) -> dict[str, Any]:
     """
-    Describe one part of a multipart upload: its instance, or its error.
+    Describe one part of a multipart upload or one entry of a ZIP archive:
+    its instance, or its error.
     """
     if part.result is not None:
         return {"Filename": part.filename, **instance_answer(part.result)}
@@ -70,6 +74,29 @@ def part_answer(part: PartOutcome) -> dict[str, Any]:
         "Message": error.message,
         "Details": error.details,
     }
+
+
+class _JSONNotFound(Resource):
+    isLeaf = True
+
+    def render(self, request: IRequest) -> bytes:
+        error = RestError(404, f"Unknown file {request.path.decode('latin-1')}")
+        body = error_body(error, request.method, request.uri)
+        request.setResponseCode(404)
+        request.setHeader(b"content-type", b"application/json; charset=utf-8")
+        return body
+
+
+class ExplorerFiles(File):
+    """
+    The Explorer's static files, without directory listings and with JSON
+    404 answers like every other route.
+    """
+
+    childNotFound = _JSONNotFound()
+
+    def directoryListing(self) -> Resource:
+        return Redirect(b"/app/explorer.html")
 
 
 class RestApi:
@@ -118,8 +145,15 @@ class RestApi:
 
     @app.handle_errors(HTTPException)
     def handle_routing_error(self, request: IRequest, failure: Failure) -> bytes:
-        # Unknown routes (404) and methods (405) found by klein's URL map.
+        # Unknown routes (404), methods (405) and redirects (a missing
+        # trailing slash, 308) found by klein's URL map.
         error = failure.value
+        if isinstance(error, RequestRedirect):
+            request.setResponseCode(error.code)
+            request.setHeader(b"location", error.new_url.encode("utf-8"))
+            return b""
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            request.setHeader(b"allow", ", ".join(error.valid_methods).encode("ascii"))
         return self._error(
             request,
             RestError(
@@ -167,7 +201,7 @@ class RestApi:
                 self.reactor,
                 self.settings.maximum_instance_size,
             )
-            answer = [instance_answer(result) for _, result in stored]
+            answer = [part_answer(outcome) for outcome in stored]
             return json_response(request, answer)
         self.log.debug(
             "Stored instance {instance_id} ({status})",
@@ -212,12 +246,15 @@ class RestApi:
 
     # Resources
 
-    @app.route("/<string:level_name>", methods=["GET"])
+    @app.route("/<any(patients,studies,series,instances):level_name>", methods=["GET"])
     def list_resources(self, request: IRequest, level_name: str) -> bytes:
         level = self._level(level_name)
         return json_response(request, resources.list_level(self.store, level, request))
 
-    @app.route("/<string:level_name>/<string:resource_id>", methods=["GET"])
+    @app.route(
+        "/<any(patients,studies,series,instances):level_name>/<string:resource_id>",
+        methods=["GET"],
+    )
     def get_resource(
         self, request: IRequest, level_name: str, resource_id: str
     ) -> bytes:
@@ -226,7 +263,10 @@ class RestApi:
             request, resources.resource_document(self.store, level, resource_id)
         )
 
-    @app.route("/<string:level_name>/<string:resource_id>", methods=["DELETE"])
+    @app.route(
+        "/<any(patients,studies,series,instances):level_name>/<string:resource_id>",
+        methods=["DELETE"],
+    )
     @inlineCallbacks
     def delete_resource(
         self, request: IRequest, level_name: str, resource_id: str
@@ -292,7 +332,7 @@ class RestApi:
         return json_response(request, document)
 
     @app.route(
-        "/<string:level_name>/<string:resource_id>/<string:child_level>",
+        "/<any(patients,studies,series,instances):level_name>/<string:resource_id>/<string:child_level>",
         methods=["GET"],
     )
     def get_children(
@@ -313,7 +353,7 @@ class RestApi:
 
     @app.route("/app/", branch=True)
     def explorer(self, request: IRequest) -> File:
-        return File(EXPLORER_DIRECTORY)
+        return ExplorerFiles(EXPLORER_DIRECTORY)
 
     def _level(self, name: str) -> Level:
         level = _LEVEL_BY_NAME.get(name)

@@ -11,15 +11,22 @@ from __future__ import annotations
 
 import posixpath
 import zipfile
-from typing import Any
+import zlib
+from dataclasses import dataclass
+from typing import IO, Any
 
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from twistedpacs.dicom.scan import InvalidInstanceError, NotDicomError
-from twistedpacs.ingest import IngestSession
-from twistedpacs.model import Provenance, StoreResult
+from twistedpacs.ingest import IngestSession, InstanceTooLargeError
+from twistedpacs.model import (
+    Provenance,
+    StorageError,
+    StorageFullError,
+    StoreResult,
+)
 from twistedpacs.rest.errors import RestError
 from twistedpacs.rest.upload import ZipSpool
 
@@ -40,6 +47,17 @@ def is_dicomdir_name(name: str) -> bool:
     return posixpath.basename(name.replace("\\", "/")).upper() == "DICOMDIR"
 
 
+@dataclass
+class EntryOutcome:
+    """
+    What became of one archive entry: stored, or rejected with an error.
+    """
+
+    filename: str
+    result: StoreResult | None = None
+    error: RestError | None = None
+
+
 @inlineCallbacks
 def store_archive(
     spool: ZipSpool,
@@ -47,35 +65,63 @@ def store_archive(
     provenance: Provenance,
     reactor: Any,
     maximum_instance_size: int = 0,
-) -> Deferred[list[tuple[str, StoreResult]]]:
+) -> Deferred[list[EntryOutcome]]:
     """
     Store every DICOM entry of the archive in C{spool}, then delete the spool.
 
-    DICOMDIR entries, directories and entries that are not DICOM are skipped.
+    Directories, DICOMDIR entries and entries that are not DICOM are skipped.
+    An entry that cannot be read (bad CRC, broken compressed data,
+    encryption) or is an invalid instance is rejected on its own; the
+    entries around it are still stored.
 
-    @return: a Deferred firing with (entry name, result) pairs of the stored
-        entries, in archive order.
+    @return: a Deferred firing with the outcome of each entry that was DICOM
+        or unreadable, in archive order.
+    @raise RestError: (in the Deferred) 400 when the archive itself cannot be
+        read or lists no entry; nothing is stored then.
     """
     pool = reactor.getThreadPool()
-    results: list[tuple[str, StoreResult]] = []
+    outcomes: list[EntryOutcome] = []
     try:
         archive, entries = yield deferToThreadPool(
             reactor, pool, _open_archive, spool.path
         )
         try:
+            if not entries:
+                raise RestError(
+                    400,
+                    "Invalid ZIP archive",
+                    "the archive's central directory lists no entry",
+                    "BadFileFormat",
+                )
             for entry in entries:
                 if entry.is_dir() or is_dicomdir_name(entry.filename):
                     continue
-                result = yield _store_entry(
+                outcome = yield _store_entry(
                     archive, entry, store, provenance, reactor, maximum_instance_size
                 )
-                if result is not None:
-                    results.append((entry.filename, result))
+                if outcome is not None:
+                    outcomes.append(outcome)
         finally:
             archive.close()
     finally:
         spool.remove()
-    return results
+    return outcomes
+
+
+# Errors zipfile and zlib raise for an entry that cannot be read.
+_ENTRY_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,
+    RuntimeError,
+    EOFError,
+    OSError,
+    ValueError,
+)
+
+
+def _read_block(stream: IO[bytes]) -> bytes:
+    return stream.read(READ_BLOCK)
 
 
 @inlineCallbacks
@@ -86,26 +132,21 @@ def _store_entry(
     provenance: Provenance,
     reactor: Any,
     maximum_instance_size: int,
-) -> Deferred[StoreResult | None]:
+) -> Deferred[EntryOutcome | None]:
     pool = reactor.getThreadPool()
+    name = entry.filename
     try:
         stream = yield deferToThreadPool(reactor, pool, archive.open, entry)
-    except (zipfile.BadZipFile, NotImplementedError, RuntimeError) as error:
-        log.info("Skipped ZIP entry {name}: {error}", name=entry.filename, error=error)
-        return None
+    except _ENTRY_READ_ERRORS as error:
+        return _unreadable(name, error)
     session = IngestSession(store, provenance, maximum_size=maximum_instance_size)
     try:
         while True:
             try:
-                block = yield deferToThreadPool(reactor, pool, stream.read, READ_BLOCK)
-            except (zipfile.BadZipFile, OSError, EOFError) as error:
+                block = yield deferToThreadPool(reactor, pool, _read_block, stream)
+            except _ENTRY_READ_ERRORS as error:
                 session.abort()
-                raise RestError(
-                    400,
-                    "Invalid ZIP archive",
-                    f"cannot read entry {entry.filename}: {error}",
-                    "BadFileFormat",
-                )
+                return _unreadable(name, error)
             if not block:
                 break
             session.feed(block)
@@ -114,13 +155,36 @@ def _store_entry(
     try:
         result = yield session.finish()
     except NotDicomError:
-        log.info("Skipped ZIP entry {name}: not DICOM", name=entry.filename)
+        log.info("Skipped ZIP entry {name}: not DICOM", name=name)
         return None
     except InvalidInstanceError as error:
         log.info(
-            "Skipped ZIP entry {name}: {message}",
-            name=entry.filename,
-            message=error.message,
+            "Rejected ZIP entry {name}: {message}", name=name, message=error.message
         )
-        return None
-    return result
+        status = 413 if isinstance(error, InstanceTooLargeError) else 400
+        return EntryOutcome(
+            name, error=RestError(status, error.message, error.details, "BadFileFormat")
+        )
+    except StorageFullError as error:
+        return EntryOutcome(
+            name, error=RestError(507, "The storage is full", str(error), "FullStorage")
+        )
+    except StorageError as error:
+        log.failure("Storing ZIP entry {name} failed", name=name)
+        return EntryOutcome(
+            name, error=RestError(507, "The storage failed", str(error), "FullStorage")
+        )
+    return EntryOutcome(name, result=result)
+
+
+def _unreadable(name: str, error: Exception) -> EntryOutcome:
+    log.info("Rejected ZIP entry {name}: {error}", name=name, error=error)
+    return EntryOutcome(
+        name,
+        error=RestError(
+            400,
+            "Unreadable ZIP entry",
+            f"cannot read entry {name}: {error}",
+            "BadFileFormat",
+        ),
+    )

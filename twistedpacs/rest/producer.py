@@ -13,6 +13,8 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from zope.interface import implementer
 
+from twistedpacs.model import StorageError
+
 
 @implementer(IPushProducer)
 class ChunkProducer:
@@ -66,11 +68,19 @@ class ChunkProducer:
 
     def _read_failed(self, failure: Failure) -> None:
         self._reading = False
-        self.log.failure(
-            "Reading instance {instance_id} failed",
-            failure,
-            instance_id=self._instance_id,
-        )
+        if failure.check(StorageError):
+            # The instance was deleted or overwritten while it was sent.
+            self.log.info(
+                "Sending instance {instance_id} stopped: {error}",
+                instance_id=self._instance_id,
+                error=failure.value,
+            )
+        else:
+            self.log.failure(
+                "Reading instance {instance_id} failed",
+                failure,
+                instance_id=self._instance_id,
+            )
         self._stopped = True
         self._request.unregisterProducer()
         # The status line has gone out already: closing is the only signal left.

@@ -63,11 +63,13 @@ def integer_argument(request: IRequest, name: bytes, default: int) -> int:
         value = int(values[0])
     except ValueError:
         value = -1
-    if value < 0:
+    # Index keys hold 64-bit counters, so larger values can match nothing.
+    if value < 0 or value >= 2**63:
         raise RestError(
             400,
-            f"Invalid value of {name.decode()}: {values[0].decode('latin-1')!r}",
-            "expected a non-negative integer",
+            f"Invalid value of {name.decode()}: "
+            f"{values[0].decode('utf-8', 'replace')[:40]!r}",
+            "expected an integer from 0 to 2**63 - 1",
             "ParameterOutOfRange",
         )
     return value
@@ -181,5 +183,15 @@ def instance_tags(
     if data is None:
         raise unknown_resource(Level.INSTANCE, instance_id)
     convert = simplified_tags if simplified else dicom_tags
-    document = yield deferToThreadPool(reactor, reactor.getThreadPool(), convert, data)
+    try:
+        document = yield deferToThreadPool(
+            reactor, reactor.getThreadPool(), convert, data
+        )
+    except RecursionError:
+        raise RestError(
+            422,
+            "Data set nested too deeply to convert to JSON",
+            f"instance {instance_id}",
+            "BadFileFormat",
+        )
     return document

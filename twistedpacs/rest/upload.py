@@ -22,7 +22,7 @@ from twisted.web.server import Request, Site
 
 from twistedpacs.config import Settings
 from twistedpacs.ingest import IngestSession
-from twistedpacs.model import Provenance
+from twistedpacs.model import Provenance, StorageError
 from twistedpacs.rest.errors import RestError, raw_error_response
 from twistedpacs.rest.form import MultipartBody
 from twistedpacs.rest.multipart import MultipartError
@@ -124,7 +124,11 @@ class UploadBody:
             if len(self._head) < 4:
                 return
             data, self._head = self._head, b""
-            self._choose_sink(data)
+            try:
+                self._choose_sink(data)
+            except StorageError as error:
+                self._reject(RestError(503, "The server is shutting down", str(error)))
+                return
         try:
             if self.spool is not None:
                 self.spool.write(data)
@@ -132,6 +136,9 @@ class UploadBody:
                 self.session.feed(data)
         except RestError as error:
             self._reject(error)
+        except StorageError as error:
+            # The store is closing: the server is shutting down.
+            self._reject(RestError(503, "The server is shutting down", str(error)))
 
     def _choose_sink(self, head: bytes) -> None:
         if head[:4] in ZIP_SIGNATURES:
