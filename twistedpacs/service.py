@@ -69,6 +69,9 @@ class Options(usage.Options):
     ]
 
     def opt_version(self) -> None:
+        """
+        Print the TwistedPACS version and exit.
+        """
         print(f"TwistedPACS {__version__}")
         raise SystemExit(0)
 
