@@ -6,12 +6,13 @@ that never read the responses.
 
 from __future__ import annotations
 
-from twisted.logger import LogEvent, capturedLogs, formatEvent
+from twisted.logger import LogEvent, LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.pdu_streams import RELEASE_RQ, pdata, pdv
+from tests.pdu_streams import CT_IMAGE_STORAGE, IMPLICIT_LE, RELEASE_RQ, VERIFICATION
 from tests.pdu_streams import associate_rq as _associate_rq
-from tests.test_ul_protocol import _Connection
+from tests.pdu_streams import dataset_of_length, echo_rq, pdata, pdv, store_rq
+from tests.test_ul_protocol import TIMEOUT, _Connection
 from twistedpacs.config import Settings
 from twistedpacs.ul.machine import State
 from twistedpacs.ul.negotiation import is_valid_ae_title, shown_ae_title
@@ -142,3 +143,172 @@ class AETitleTests(SynchronousTestCase):
         self.assertEqual(shown_ae_title("QA_SCU"), "QA_SCU")
         self.assertEqual(shown_ae_title(""), "''")
         self.assertEqual(shown_ae_title("A\n\xff"), "'A\\n\\xff'")
+
+
+def _warnings(events: list[LogEvent]) -> list[str]:
+    return _texts([event for event in events if event["log_level"] == LogLevel.warn])
+
+
+class UnexpectedPDUTests(SynchronousTestCase):
+    """
+    Tests of the log line of an abort for a PDU unexpected in its state.
+    """
+
+    def _abort(self, *streams: bytes) -> tuple[_Connection, list[str]]:
+        connection = _Connection()
+        with capturedLogs() as events:
+            for stream in streams:
+                connection.feed(stream)
+        self.assertIs(connection.protocol.machine.state, State.Sta13)
+        return connection, _warnings(events)
+
+    def test_pdata_before_association(self) -> None:
+        """
+        A P-DATA-TF in Sta2 is answered with an A-ABORT and logged once with
+        the association ID, the peer, the state and the PDU.
+        """
+        connection, warnings = self._abort(pdata(pdv(1, 0x03, echo_rq())))
+        self.assertEqual(connection.take(), _ABORT_SERVICE_USER)
+        identifier = connection.protocol.association_id
+        self.assertEqual(
+            warnings,
+            [
+                f"Association {identifier}: aborting the connection from "
+                "127.0.0.1:40404 in Sta2 after an unexpected P-DATA-TF"
+            ],
+        )
+
+    def test_release_before_association(self) -> None:
+        """
+        An A-RELEASE-RQ in Sta2 is logged naming the PDU.
+        """
+        connection, warnings = self._abort(RELEASE_RQ, RELEASE_RQ)
+        self.assertEqual(connection.take(), _ABORT_SERVICE_USER)
+        self.assertEqual(len(warnings), 1)
+        self.assertTrue(
+            warnings[0].endswith("in Sta2 after an unexpected A-RELEASE-RQ")
+        )
+
+    def test_second_associate_rq(self) -> None:
+        """
+        An A-ASSOCIATE-RQ on an accepted association aborts with the
+        service-provider source (AA-8), logged once naming Sta6.
+        """
+        connection = _Connection()
+        connection.associate()
+        with capturedLogs() as events:
+            connection.feed(_associate_rq())
+        self.assertEqual(connection.take(), bytes.fromhex("07000000000400000202"))
+        warnings = _warnings(events)
+        self.assertEqual(len(warnings), 1)
+        self.assertTrue(
+            warnings[0].endswith("in Sta6 after an unexpected A-ASSOCIATE-RQ")
+        )
+
+    def test_explained_abort_logged_once(self) -> None:
+        """
+        An abort whose reason is already logged, such as an unknown PDU type,
+        adds no second line.
+        """
+        _, warnings = self._abort(b"\x99\x00\x00\x00\x00\x00")
+        self.assertEqual(len(warnings), 1)
+        self.assertIn("unknown PDU type 0x99", warnings[0])
+
+
+_CONTEXTS = [(1, VERIFICATION, [IMPLICIT_LE]), (3, CT_IMAGE_STORAGE, [IMPLICIT_LE])]
+
+
+class WriteBackpressureTests(SynchronousTestCase):
+    """
+    Tests of the producer that stops reading while the peer does not read our
+    responses. L{StringTransport.abortConnection} sets C{disconnected}, which
+    C{loseConnection} leaves false.
+    """
+
+    def _associated(self) -> _Connection:
+        connection = _Connection()
+        connection.associate(contexts=_CONTEXTS)
+        self.assertTrue(connection.transport.streaming)
+        return connection
+
+    def test_full_write_buffer_pauses_reading(self) -> None:
+        """
+        The transport pausing the producer pauses the reading, and resuming it
+        reads again.
+        """
+        connection = self._associated()
+        producer = connection.transport.producer
+        producer.pauseProducing()
+        self.assertEqual(connection.transport.producerState, "paused")
+        producer.resumeProducing()
+        self.assertEqual(connection.transport.producerState, "producing")
+        connection.feed(pdata(pdv(1, 0x03, echo_rq())))
+        self.assertEqual(connection.take()[0], 0x04)
+
+    def test_store_and_write_pauses_combine(self) -> None:
+        """
+        Reading resumes only once both the store and the peer caught up, in
+        either order.
+        """
+        for first_store in (True, False):
+            connection = self._associated()
+            connection.store.pause_on_write = True
+            connection.feed(pdata(pdv(3, 0x03, store_rq())))
+            connection.feed(pdata(pdv(3, 0x00, dataset_of_length(1024))))
+            producer = connection.transport.producer
+            producer.pauseProducing()
+            self.assertEqual(connection.transport.producerState, "paused")
+            if first_store:
+                connection.store.transfers[0].resume()
+                self.assertEqual(connection.transport.producerState, "paused")
+                producer.resumeProducing()
+            else:
+                producer.resumeProducing()
+                self.assertEqual(connection.transport.producerState, "paused")
+                connection.store.transfers[0].resume()
+            self.assertEqual(connection.transport.producerState, "producing")
+
+    def test_peer_not_reading_times_out(self) -> None:
+        """
+        A peer that does not read is aborted after the idle timeout: the
+        producer is unregistered and the connection aborted, not closed after
+        a flush that would never end.
+        """
+        connection = self._associated()
+        connection.clock.advance(TIMEOUT - 1)
+        connection.transport.producer.pauseProducing()
+        connection.clock.advance(1)
+        self.assertTrue(connection.transport.disconnected)
+        self.assertIsNone(connection.transport.producer)
+        self.assertTrue(
+            connection.take().endswith(bytes.fromhex("07000000000400000000"))
+        )
+
+    def test_store_pause_holds_timeout(self) -> None:
+        """
+        While the store also holds the reading, the idle timer waits; once the
+        store caught up, a peer that still does not read times out.
+        """
+        connection = self._associated()
+        connection.store.pause_on_write = True
+        connection.feed(pdata(pdv(3, 0x03, store_rq())))
+        connection.feed(pdata(pdv(3, 0x00, dataset_of_length(1024))))
+        connection.transport.producer.pauseProducing()
+        connection.clock.advance(TIMEOUT * 3)
+        self.assertFalse(connection.transport.disconnecting)
+        connection.store.transfers[0].resume()
+        connection.clock.advance(TIMEOUT)
+        self.assertTrue(connection.transport.disconnected)
+
+    def test_release_unregisters_producer(self) -> None:
+        """
+        After a release the producer is unregistered and the connection
+        closed once its bytes are written, not aborted.
+        """
+        connection = self._associated()
+        connection.feed(RELEASE_RQ)
+        self.assertEqual(connection.take(), bytes.fromhex("060000000004 00000000"))
+        connection.clock.advance(TIMEOUT)
+        self.assertIsNone(connection.transport.producer)
+        self.assertTrue(connection.transport.disconnecting)
+        self.assertFalse(connection.transport.disconnected)

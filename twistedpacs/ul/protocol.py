@@ -13,10 +13,11 @@ from __future__ import annotations
 import socket
 from typing import Any, Protocol as TypingProtocol, cast
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from twistedpacs.config import Settings
 from twistedpacs.dimse.commands import Command, encode_command
@@ -64,6 +65,12 @@ READ_SIZE = 1024 * 1024
 # lets a P-DATA-TF be this long.
 _UNLIMITED_PDU_LENGTH = 0xFFFFFFFF
 
+# The reasons to stop reading from the peer; reading resumes once none is left.
+# The store has not caught up with a transfer:
+_PAUSED_FOR_STORE = "store"
+# The peer does not read our responses, and Twisted's write buffer is full:
+_PAUSED_FOR_WRITES = "writes"
+
 _REJECT_REASONS = {
     (1, 2): "application context name not supported",
     (1, 3): "calling AE title not recognized",
@@ -92,10 +99,45 @@ class AssociationRegistry(TypingProtocol):
         """
 
 
+@implementer(IPushProducer)
+class _WriteBackpressure:
+    """
+    The producer a connection registers with its transport, so that a full
+    write buffer stops the reading of more requests.
+    """
+
+    def __init__(self, protocol: DICOMServerProtocol) -> None:
+        self._protocol = protocol
+
+    def pauseProducing(self) -> None:
+        """
+        Stop reading: the peer does not read what we write.
+        """
+        self._protocol.pause_reading(_PAUSED_FOR_WRITES)
+
+    def resumeProducing(self) -> None:
+        """
+        Read again once nothing else holds the reading back.
+        """
+        self._protocol.resume_reading(_PAUSED_FOR_WRITES)
+
+    def stopProducing(self) -> None:
+        """
+        Do nothing: C{connectionLost} follows and ends the association.
+        """
+
+
 class DICOMServerProtocol(Protocol):
     """
     One transport connection accepted by the DICOM listener, and the
     association on it.
+
+    Reading from the peer stops while the store catches up with a transfer
+    (L{pause_peer}) and while Twisted's write buffer is full because the peer
+    does not read our responses (the registered producer), and resumes once
+    neither holds. The idle timer stops only for the first reason, so a peer
+    that sends requests and never reads the responses is aborted after
+    C{dicom_scp_timeout} seconds, and its unwritten bytes are dropped.
 
     @ivar association_id: The number that identifies this connection in logs.
     @ivar machine: The PS3.8 state machine of the connection.
@@ -128,7 +170,12 @@ class DICOMServerProtocol(Protocol):
         self._peer_maximum_length = 0
         self._accepted = False
         self._release_pending = False
-        self._paused = False
+        self._pause_reasons: set[str] = set()
+        self._producer_registered = False
+        # Whether the reason for an abort has been logged, and the name of the
+        # last PDU received, which an unexpected-PDU abort names.
+        self._abort_logged = False
+        self._last_pdu_name = ""
         self._stopped = False
         self._artim: IDelayedCall | None = None
         self._idle: IDelayedCall | None = None
@@ -158,6 +205,10 @@ class DICOMServerProtocol(Protocol):
             handle = get_handle()
             if hasattr(handle, "setsockopt"):
                 self._quickack_socket = handle
+        register = getattr(transport, "registerProducer", None)
+        if register is not None:
+            register(_WriteBackpressure(self), True)
+            self._producer_registered = True
         peer = transport.getPeer()
         self.peer_host = str(getattr(peer, "host", ""))
         self._peer = f"{self.peer_host}:{getattr(peer, 'port', '')}"
@@ -178,7 +229,7 @@ class DICOMServerProtocol(Protocol):
         self._rearm_quickack()
         if self._stopped:
             return
-        if self._accepted and not self._paused:
+        if self._accepted and not self._pause_reasons:
             self._arm_idle()
         if self._pending:
             self._pending.append(data)
@@ -282,6 +333,7 @@ class DICOMServerProtocol(Protocol):
         self.machine.invalid_pdu(reason)
 
     def _pdu_received(self, pdu_type: int, body: memoryview) -> None:
+        self._last_pdu_name = PDU_NAMES[pdu_type]
         try:
             pdu = decode_pdu(pdu_type, body)
         except PDUDecodeError as error:
@@ -301,13 +353,15 @@ class DICOMServerProtocol(Protocol):
         self.machine.received_pdu(pdu)
 
     def _log_failure(self, message: str) -> None:
+        self._abort_logged = True
         self.log.warn(  # noqa: G010 (twisted.logger has no warning method)
             "Association {association_id} from {calling_aet} at {peer} "
-            "aborted: {message}",
+            "aborted: {problem}",
             association_id=self.association_id,
             calling_aet=self.calling_ae_title,
             peer=self._peer,
-            message=message,
+            # Not "message": a legacy observer replaces that key with ().
+            problem=message,
         )
 
     def _rearm_quickack(self) -> None:
@@ -351,11 +405,28 @@ class DICOMServerProtocol(Protocol):
             peer=self._peer,
             timeout=self._settings.dicom_scp_timeout,
         )
+        self._abort_logged = True
         self._stopped = True
         if self.provider is not None:
             self.provider.connection_ended()
         self.machine.abort_request()
-        cast(Any, self.transport).loseConnection()
+        self._close()
+
+    def _close(self) -> None:
+        """
+        Close the connection once queued PDUs are written, or at once when the
+        peer does not read them: they would never be written.
+        """
+        transport: Any = self.transport
+        if self._producer_registered:
+            # Twisted keeps a connection whose paused producer is registered
+            # open after its buffer drains.
+            self._producer_registered = False
+            transport.unregisterProducer()
+        if _PAUSED_FOR_WRITES in self._pause_reasons:
+            transport.abortConnection()
+        else:
+            transport.loseConnection()
 
     def _artim_expired(self) -> None:
         self._artim = None
@@ -376,8 +447,20 @@ class DICOMServerProtocol(Protocol):
         transport: Any = self.transport
         if isinstance(pdu, PDataTF):
             transport.writeSequence(encode_pdata_tf_parts(pdu.pdvs))
-        else:
-            transport.write(pdu.encode())
+            return
+        if isinstance(pdu, AAbort) and not self._abort_logged:
+            # AA-1 in Sta2 and AA-8 for a PDU unexpected in its state.
+            self._abort_logged = True
+            self.log.warn(  # noqa: G010 (twisted.logger has no warning method)
+                "Association {association_id}: aborting the connection from "
+                "{peer} in {state} after an unexpected {pdu}",
+                association_id=self.association_id,
+                peer=self._peer,
+                state=self.machine.state.name,
+                pdu=self._last_pdu_name or "event",
+                calling_aet=self.calling_ae_title,
+            )
+        transport.write(pdu.encode())
 
     def open_transport(self) -> None:
         """
@@ -387,9 +470,10 @@ class DICOMServerProtocol(Protocol):
 
     def close_transport(self) -> None:
         """
-        Close the connection once queued PDUs are written.
+        Close the connection once queued PDUs are written, or at once when the
+        peer does not read them.
         """
-        cast(Any, self.transport).loseConnection()
+        self._close()
 
     def start_artim(self) -> None:
         """
@@ -558,7 +642,7 @@ class DICOMServerProtocol(Protocol):
             if self._peer_maximum_length:
                 step = max(self._peer_maximum_length - PDV_ITEM_OVERHEAD, 2) & ~1
             self._send_fragments(context_id, dataset, step, 0)
-        if self._accepted and not self._paused:
+        if self._accepted and not self._pause_reasons:
             self._arm_idle()
 
     def _send_fragments(
@@ -586,22 +670,42 @@ class DICOMServerProtocol(Protocol):
         """
         Stop reading while the store catches up, and the idle timer with it.
         """
-        if self._paused:
-            return
-        self._paused = True
-        self._cancel_idle()
-        cast(Any, self.transport).pauseProducing()
+        self.pause_reading(_PAUSED_FOR_STORE)
 
     def resume_peer(self) -> None:
         """
-        Read again and restart the idle timer.
+        Read again, unless the peer does not read our responses, and restart
+        the idle timer.
         """
-        if not self._paused:
+        self.resume_reading(_PAUSED_FOR_STORE)
+
+    def pause_reading(self, reason: str) -> None:
+        """
+        Stop reading from the peer for C{reason}. The idle timer stops while
+        the store catches up, and runs on while the peer does not read.
+        """
+        if reason in self._pause_reasons:
             return
-        self._paused = False
-        if not self._stopped:
-            cast(Any, self.transport).resumeProducing()
+        first = not self._pause_reasons
+        self._pause_reasons.add(reason)
+        if reason == _PAUSED_FOR_STORE:
+            self._cancel_idle()
+        if first and not self._stopped:
+            cast(Any, self.transport).pauseProducing()
+
+    def resume_reading(self, reason: str) -> None:
+        """
+        Drop C{reason}, and read again once no reason is left.
+        """
+        if reason not in self._pause_reasons:
+            return
+        self._pause_reasons.discard(reason)
+        if self._stopped:
+            return
+        if self._accepted and _PAUSED_FOR_STORE not in self._pause_reasons:
             self._arm_idle()
+        if not self._pause_reasons:
+            cast(Any, self.transport).resumeProducing()
 
     def responses_sent(self) -> None:
         """
