@@ -9,9 +9,18 @@ from __future__ import annotations
 from twisted.logger import LogEvent, LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.pdu_streams import CT_IMAGE_STORAGE, IMPLICIT_LE, RELEASE_RQ, VERIFICATION
+from tests.pdu_streams import (
+    CT_IMAGE_STORAGE,
+    IMPLICIT_LE,
+    RELEASE_RQ,
+    VERIFICATION,
+    dataset_of_length,
+    echo_rq,
+    pdata,
+    pdv,
+    store_rq,
+)
 from tests.pdu_streams import associate_rq as _associate_rq
-from tests.pdu_streams import dataset_of_length, echo_rq, pdata, pdv, store_rq
 from tests.test_ul_protocol import TIMEOUT, _Connection
 from twistedpacs.config import Settings
 from twistedpacs.ul.machine import State
@@ -173,8 +182,10 @@ class UnexpectedPDUTests(SynchronousTestCase):
         self.assertEqual(
             warnings,
             [
-                f"Association {identifier}: aborting the connection from "
-                "127.0.0.1:40404 in Sta2 after an unexpected P-DATA-TF"
+                (
+                    f"Association {identifier}: aborting the connection from "
+                    "127.0.0.1:40404 in Sta2 after an unexpected P-DATA-TF"
+                )
             ],
         )
 

@@ -66,7 +66,7 @@ class SlowReaderTests(SynchronousTestCase):
         while sent < _REQUESTS:
             try:
                 peer.sendall(batch)
-            except socket.timeout:
+            except TimeoutError:
                 blocked = True
                 break
             sent += _BATCH

@@ -150,8 +150,8 @@ def is_valid_ae_title(title: str) -> bool:
 def shown_ae_title(title: str) -> str:
     """
     Return C{title} as a log message shows it: as it is when it is a valid AE
-    title, otherwise as its Python representation, so a control character in
-    it cannot start a line of its own in the log.
+    title, otherwise as its ASCII-only Python representation (C{ascii}), so
+    a control character in it cannot start a line of its own in the log.
     """
     return title if is_valid_ae_title(title) else ascii(title)
 
