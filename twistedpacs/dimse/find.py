@@ -100,10 +100,10 @@ class FindOperation:
         except QueryError as error:
             self.log.info(
                 "Association {association_id}: C-FIND rejected with "
-                "0x{status:04X}: {message}",
+                "0x{status:04X}: {problem}",
                 association_id=self._host.association_id,
                 status=error.status,
-                message=error.message,
+                problem=error.message,
             )
             self._finish(error.status, error.message)
             return

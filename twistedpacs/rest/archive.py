@@ -159,7 +159,7 @@ def _store_entry(
         return None
     except InvalidInstanceError as error:
         log.info(
-            "Rejected ZIP entry {name}: {message}", name=name, message=error.message
+            "Rejected ZIP entry {name}: {problem}", name=name, problem=error.message
         )
         status = 413 if isinstance(error, InstanceTooLargeError) else 400
         return EntryOutcome(

@@ -26,6 +26,7 @@ from twistedpacs.model import Provenance, StorageError
 from twistedpacs.rest.errors import RestError, raw_error_response
 from twistedpacs.rest.form import MultipartBody
 from twistedpacs.rest.multipart import MultipartError
+from twistedpacs.rest.timeouts import HeaderDeadline
 
 # Bodies of other routes are small JSON documents.
 MAXIMUM_OTHER_BODY = 1024 * 1024
@@ -271,10 +272,10 @@ class UploadRequest(Request):
         self.requestHeaders.removeHeader(b"expect")
         self.content = _DiscardedContent()  # type: ignore[assignment]
         self.log.info(
-            "Rejected {method} {uri} before its body: {message}",
+            "Rejected {method} {uri} before its body: {problem}",
             method=self.method,
             uri=self.uri,
-            message=error.message,
+            problem=error.message,
         )
         transport = self.channel.transport
         transport.write(raw_error_response(error, self.method, self.uri))
@@ -308,10 +309,11 @@ class UploadRequest(Request):
         super().connectionLost(reason)
 
 
-class UploadChannel(http.HTTPChannel):
+class UploadChannel(HeaderDeadline, http.HTTPChannel):
     """
     An HTTP channel that tells each request its method and path before the
-    body arrives, and turns Nagle's algorithm off.
+    body arrives, turns Nagle's algorithm off, and answers 408 to a client
+    that takes longer than C{HEADER_TIMEOUT} to send a request head.
     """
 
     def connectionMade(self) -> None:

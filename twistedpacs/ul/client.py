@@ -196,9 +196,9 @@ class DICOMClientProtocol(Protocol):
 
     def _invalid(self, reason: int, message: str) -> None:
         self.log.warn(  # noqa: G010 (twisted.logger has no warning method)
-            "Association to {called_aet} aborted: invalid PDU: {message}",
+            "Association to {called_aet} aborted: invalid PDU: {problem}",
             called_aet=self.rq.called_ae_title,
-            message=message,
+            problem=message,
         )
         self._buffer.clear()
         self.machine.invalid_pdu(reason)
