@@ -90,7 +90,7 @@ class _JSONNotFound(Resource):
 class ExplorerFiles(File):
     """
     The Explorer's static files, without directory listings and with JSON
-    404 answers like every other route.
+    404 responses like every other route.
     """
 
     childNotFound = _JSONNotFound()
@@ -166,7 +166,8 @@ class RestApi:
 
     @app.handle_errors(Exception)
     def handle_unexpected(self, request: IRequest, failure: Failure) -> bytes:
-        # A bug: log it with its traceback, answer JSON without one.
+        # An unexpected exception is a bug. Log it with its traceback, but
+        # respond with JSON that has no traceback.
         self.log.failure(
             "Request {method} {uri} failed",
             failure,

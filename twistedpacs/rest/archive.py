@@ -50,7 +50,7 @@ def is_dicomdir_name(name: str) -> bool:
 @dataclass
 class EntryOutcome:
     """
-    What became of one archive entry: stored, or rejected with an error.
+    The outcome of one archive entry: stored, or rejected with an error.
     """
 
     filename: str
@@ -71,7 +71,7 @@ def store_archive(
 
     Directories, DICOMDIR entries and entries that are not DICOM are skipped.
     An entry that cannot be read (bad CRC, broken compressed data,
-    encryption) or is an invalid instance is rejected on its own; the
+    encryption) or is an invalid instance is rejected on its own, and the
     entries around it are still stored.
 
     @return: a Deferred firing with the outcome of each entry that was DICOM

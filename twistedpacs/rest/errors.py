@@ -97,7 +97,7 @@ def raw_error_response(error: RestError, method: bytes, uri: bytes) -> bytes:
     """
     Build a complete HTTP/1.1 response that closes the connection.
 
-    Used before twisted.web has a request to answer through, when a body is
+    Used before twisted.web has a request to respond through, when a body is
     rejected from its headers alone (too large, multipart) and must not be
     read, nor a C{100 Continue} sent.
     """

@@ -1,6 +1,6 @@
 """
 Uploads sent as C{multipart/form-data}: each file part is streamed into its own
-ingest session, and the answer lists every part's outcome.
+ingest session, and the response lists every part's outcome.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ log = Logger()
 @dataclass
 class PartOutcome:
     """
-    What became of one part: a stored result, or the error that rejected it.
+    The outcome of one part: a stored result, or the error that rejected it.
     """
 
     filename: str
@@ -140,8 +140,8 @@ class MultipartBody:
 
     @staticmethod
     def _fail_envelope(outcomes: list[PartOutcome], error: RestError) -> None:
-        # Parts that were complete before the envelope broke are stored whole;
-        # the error names them so the client knows.
+        # Parts that were complete before the envelope broke are stored whole,
+        # and the error names them so the client can tell which.
         stored = [
             f"{outcome.filename} as {outcome.result.ids.instance}"
             for outcome in outcomes

@@ -5,7 +5,8 @@ as SCU to the peers of C{DicomModalities}, and the C{/queries} answers.
 
 L{add_routes} registers them on the klein application of
 L{twistedpacs.rest.app.RestApi}. Query answers live in memory until the
-server stops, as in Orthanc; the oldest are dropped beyond L{MAXIMUM_QUERIES}.
+server stops, as in Orthanc, and the oldest are dropped beyond
+L{MAXIMUM_QUERIES}.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ from twistedpacs.rest.errors import RestError
 
 __all__ = ["MAXIMUM_QUERIES", "add_routes"]
 
-#: The number of C-FIND answers kept for C{/queries}.
+#: The maximum number of queries kept for C{/queries}, each with all its
+#: answers. Beyond it the oldest query is dropped.
 MAXIMUM_QUERIES = 100
 
 _LEVELS = {
@@ -296,7 +298,12 @@ class ModalityService:
     def answer(self, query_id: str, index: str) -> Dataset:
         answers = self.answers(query_id).answers
         if not index.isdigit() or int(index) >= len(answers):
-            raise RestError(404, f"Unknown answer {index}", "", "InexistentItem")
+            raise RestError(
+                404,
+                f"Query {query_id} has no answer {index!r}",
+                f"the query has {len(answers)} answers, numbered from 0",
+                "InexistentItem",
+            )
         return answers[int(index)]
 
     @inlineCallbacks

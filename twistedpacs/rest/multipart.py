@@ -3,8 +3,9 @@ A streaming parser of C{multipart/form-data} bodies (RFC 7578, with the
 framing of RFC 2046 section 5.1), so that C{curl -F file=@image.dcm} and HTML
 forms can upload without the envelope ever being held in memory.
 
-The parser keeps at most one delimiter's worth of bytes between chunks; each
-part's body goes to a sink as it arrives.
+Each part's body goes to a sink as it arrives. Between chunks, the parser
+keeps at most one delimiter's worth of body bytes, or the headers of one part
+up to L{MAXIMUM_PART_HEADERS}.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ class MultipartError(ValueError):
 
 class PartSink(Protocol):
     """
-    What receives the body of one part.
+    The receiver of the body of one part, fed in chunks as they arrive.
     """
 
     def feed(self, data: bytes) -> None: ...
@@ -83,8 +84,8 @@ class MultipartParser:
     """
     Split a multipart body fed in chunks into parts.
 
-    @param start_part: called with the headers of each part; returns the sink
-        of its body.
+    @param start_part: called with the headers of each part, and returns the
+        sink of its body.
     @param end_part: called once a part's body is complete.
     """
 

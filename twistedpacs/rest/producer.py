@@ -39,8 +39,8 @@ class ChunkProducer:
 
     def start(self) -> Deferred[bytes]:
         """
-        Start sending; the result fires with C{b""} once every chunk is written,
-        and klein then finishes the response.
+        Start sending. The result fires with C{b""} once every chunk is
+        written, and klein then finishes the response.
         """
         self._request.registerProducer(self, True)
         self._request.notifyFinish().addErrback(lambda _: self.stopProducing())
@@ -104,7 +104,7 @@ def send_instance_file(
     request: IRequest, reader: Any, instance_id: str
 ) -> bytes | Deferred[bytes]:
     """
-    Answer C{GET /instances/{id}/file} with the stored Part 10 bytes.
+    Respond to C{GET /instances/{id}/file} with the stored Part 10 bytes.
     """
     request.setHeader(b"content-type", b"application/dicom")
     request.setHeader(b"content-length", str(reader.size).encode("ascii"))

@@ -149,9 +149,9 @@ def descendants(
     store: Any, level: Level, resource_id: str, relation: str, request: IRequest
 ) -> Any:
     """
-    Answer C{/{level}/{id}/{relation}}: the descendants at a lower level
-    (C{/patients/{id}/instances}) or the ancestor at a higher one
-    (C{/instances/{id}/study}).
+    Return the body of C{/{level}/{id}/{relation}}. That is the list of
+    descendants at a lower level, as in C{/patients/{id}/instances}, or the
+    ancestor at a higher level, as in C{/instances/{id}/study}.
     """
     if store.get(level, resource_id) is None:
         raise unknown_resource(level, resource_id)
@@ -159,7 +159,7 @@ def descendants(
     if relation in _PLURAL and order.index(_PLURAL[relation]) > order.index(level):
         target = _PLURAL[relation]
         ids = _descendant_ids(store, level, resource_id, target)
-        # Orthanc expands these lists always, unlike the top-level lists.
+        # Orthanc always expands these lists, unlike the top-level lists.
         return [resource_document(store, target, child) for child in ids]
     if relation in _SINGULAR and order.index(_SINGULAR[relation]) < order.index(level):
         target = _SINGULAR[relation]

@@ -3,10 +3,10 @@
 A deadline for the head of each HTTP request.
 
 twisted.web's idle timeout restarts at every byte received, so a client that
-sends one header byte every few seconds holds its connection open for as long
+sends one header byte every few seconds keeps its connection open for as long
 as it likes. L{HeaderDeadline} gives each request head a fixed time from its
-first byte to its blank line, and answers C{408 Request Timeout} when it runs
-out.
+first byte to its blank line, and responds with C{408 Request Timeout} when
+that time runs out.
 """
 
 from __future__ import annotations
@@ -32,12 +32,13 @@ class HeaderDeadline:
     it among the bases, that closes a connection whose request head is not
     complete C{header_timeout} seconds after it started.
 
-    The first head starts with the connection, and each later one with the
-    first byte received once the previous request is answered; bytes that
-    arrive while a request is handled wait in the channel and start the
-    next deadline when it reads them. On expiry the client gets a C{408} JSON
-    response and the connection closes, or is aborted after the channel's
-    C{abortTimeout} if the response cannot be written.
+    The deadline of the first head starts with the connection. The deadline
+    of each later head starts with the first byte received once the previous
+    request has its response. Bytes that arrive while a request is handled
+    wait in the channel and start the next deadline when it reads them. On
+    expiry the client gets a C{408} JSON response and the connection closes,
+    or is aborted after the channel's C{abortTimeout} if the response cannot
+    be written.
 
     @ivar header_timeout: The seconds allowed for a request head, or 0 for
         no limit.

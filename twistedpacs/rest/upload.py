@@ -80,7 +80,7 @@ class ZipSpool:
                 "Request body too large",
                 f"the ZIP archive exceeds MaximumInstanceSize ({self.maximum_size} bytes)",
             )
-        # NOTE: a spool write goes to the page cache on the reactor thread; the
+        # NOTE: a spool write goes to the page cache on the reactor thread. The
         # LMDB writes of the entries happen later on the writer thread.
         self.file.write(data)
 
@@ -263,7 +263,7 @@ class UploadRequest(Request):
 
     def _reject_before_body(self, error: RestError) -> None:
         """
-        Answer from the headers alone and close, without reading the body.
+        Respond from the headers alone and close, without reading the body.
 
         Removing C{Expect} keeps twisted.web from sending C{100 Continue}
         after this returns, so a client waiting for it never sends the body.
@@ -300,7 +300,8 @@ class UploadRequest(Request):
         body = self.upload_body
         if body is not None and not body.finished:
             self.log.info(
-                "Upload {uri} cut off after {size} bytes; nothing stored",
+                "Connection lost during upload {uri} after {size} bytes, "
+                "so the unfinished instance, archive or part was dropped",
                 uri=self.uri,
                 size=body.size,
             )
@@ -311,8 +312,8 @@ class UploadRequest(Request):
 
 class UploadChannel(HeaderDeadline, http.HTTPChannel):
     """
-    An HTTP channel that tells each request its method and path before the
-    body arrives, turns Nagle's algorithm off, and answers 408 to a client
+    An HTTP channel that sets each request's method and path before the body
+    arrives and turns Nagle's algorithm off. It responds with 408 to a client
     that takes longer than C{HEADER_TIMEOUT} to send a request head.
     """
 
