@@ -157,7 +157,7 @@ class MessageAssembler:
 
         @param context_id: the presentation context ID of the PDV.
         @param message_control_header: the PDV's message control header byte.
-        @param data: the fragment, of any length; valid only during the call.
+        @param data: the fragment, of any length, valid only during the call.
         @raise DIMSEProtocolError: if the PDV does not continue the current
             message or start a new one, if a command set is longer than the
             maximum or cannot be decoded, or if an earlier PDV failed.
@@ -292,8 +292,8 @@ def fragment_message(
     @param context_id: the odd presentation context ID, 1 to 255.
     @param command_bytes: the encoded command set.
     @param dataset: the encoded data set, or L{None} if the message has none.
-    @param max_pdu_length: the peer's Maximum Length; 0 means unlimited, and
-        L{PDU_LENGTH_FOR_UNLIMITED_PEER} is used.
+    @param max_pdu_length: the peer's Maximum Length. 0 means unlimited, and
+        then L{PDU_LENGTH_FOR_UNLIMITED_PEER} is used.
     @raise ValueError: if the context ID is invalid, the command is empty or
         C{max_pdu_length} is too small to hold a one-byte fragment.
     """

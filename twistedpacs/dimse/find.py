@@ -3,11 +3,11 @@
 The C-FIND SCP of the Patient Root and Study Root Query/Retrieve Information
 Models (PS3.4 section C.4.1).
 
-A L{FindOperation} answers one C-FIND-RQ: it parses the identifier in the
-context's transfer syntax, searches the index in bounded slices on the
-reactor (a cooperative task, so other associations and HTTP requests go on
-during a long scan), sends one Pending (0xFF00) C-FIND-RSP with an
-identifier per match and a final 0x0000, or 0xFE00 after a C-CANCEL-RQ.
+A L{FindOperation} handles one C-FIND-RQ. It parses the identifier in the
+context's transfer syntax and searches the index in bounded slices on the
+reactor, as a cooperative task, so other associations and HTTP requests go
+on during a long scan. It sends one Pending (0xFF00) C-FIND-RSP with an
+identifier per match, then a final 0x0000, or 0xFE00 after a C-CANCEL-RQ.
 
 Responses are encoded in the Specific Character Set of the query when it can
 encode every returned value, and in ISO_IR 192 (UTF-8) otherwise.
@@ -62,7 +62,7 @@ class OperationHost(Protocol):
 
 class FindOperation:
     """
-    One C-FIND-RQ being answered.
+    The handling of one C-FIND-RQ, from its identifier to its final response.
     """
 
     log = Logger()
@@ -91,7 +91,8 @@ class FindOperation:
 
     def start(self) -> None:
         """
-        Parse the identifier and start the search, or answer a failure.
+        Parse the identifier and start the search, or send the failure
+        response if the identifier is not a valid query.
         """
         model = FIND_SOP_CLASSES[self._context.abstract_syntax]
         try:
@@ -118,7 +119,7 @@ class FindOperation:
 
     def cancel(self) -> None:
         """
-        Stop after the current match and answer 0xFE00 (C-CANCEL-RQ).
+        Stop after the current match and respond with 0xFE00 (C-CANCEL-RQ).
         """
         self._cancelled = True
 
@@ -145,7 +146,7 @@ class FindOperation:
             return
         self.log.info(
             "Association {association_id}: C-FIND from {calling_aet} "
-            "answered {matches} matches{cancelled}",
+            "returned {matches} matches{cancelled}",
             association_id=self._host.association_id,
             calling_aet=self._host.calling_ae_title,
             matches=self.matches,

@@ -173,8 +173,8 @@ class SubOperations:
 
     def record(self, sop_instance_uid: str, status: int | None) -> None:
         """
-        Count one finished sub-operation; L{None} is a sub-operation that
-        could not be sent at all.
+        Count one finished sub-operation by its status. A status of L{None}
+        means the sub-operation could not be sent at all.
         """
         self.remaining -= 1
         category = StatusCategory.FAILURE if status is None else status_category(status)
@@ -206,7 +206,7 @@ class SubOperations:
 
     def response(self, request: CMoveRQ, status: int, final: bool) -> CMoveRSP:
         """
-        Build a C-MOVE-RSP with these counts; a final response has no
+        Build a C-MOVE-RSP with these counts. A final response has no
         remaining count except after a cancel (PS3.4 Table C.4-2).
         """
         remaining: int | None = self.remaining
@@ -226,7 +226,7 @@ class SubOperations:
 
 class MoveOperation:
     """
-    One C-MOVE-RQ being answered.
+    The handling of one C-MOVE-RQ, from its identifier to its final response.
 
     @ivar counts: The sub-operation counts.
     """
@@ -289,7 +289,7 @@ class MoveOperation:
 
     def cancel(self) -> None:
         """
-        Stop after the current sub-operation and answer 0xFE00.
+        Stop after the current sub-operation and respond with 0xFE00.
         """
         self._cancelled = True
 

@@ -6,15 +6,15 @@ resources, and building the response identifiers.
 
 Matching rules, applied to each key with a non-empty value:
 
-  - single value: equality, case-sensitive except for PN, which is matched
-    case-insensitively as Orthanc does by default (C{CaseSensitivePN} false);
-  - wildcard: C{*} and C{?} in any string VR but UI, DA, TM and DT, with the
-    same case rule;
-  - list: values separated by backslashes match when any of them matches, for
-    every VR (PS3.4 allows it for UIDs, Orthanc for every VR);
-  - range: C{A-B}, C{A-} and C{-B} for DA, TM and DT, inclusive; a range whose
-    lower bound is later than its upper bound matches nothing;
-  - a stored attribute with several values matches when any value matches.
+  - Single value: equality, case-sensitive except for PN, which is matched
+    case-insensitively as Orthanc does by default (C{CaseSensitivePN} false).
+  - Wildcard: C{*} and C{?} in any string VR but UI, DA, TM and DT, with the
+    same case rule.
+  - List: values separated by backslashes match when any of them matches, for
+    every VR. PS3.4 allows lists for UIDs, and Orthanc for every VR.
+  - Range: C{A-B}, C{A-} and C{-B} for DA, TM and DT, inclusive. A range whose
+    lower bound is later than its upper bound matches nothing.
+  - A stored attribute with several values matches when any value matches.
 
 An empty value, or C{*} alone, is universal matching. A key that is not a
 main tag of its level or above, nor a computed attribute, is not matched and
@@ -129,7 +129,7 @@ class QueryError(Exception):
     """
     An identifier that cannot be used as a query.
 
-    @ivar status: The DIMSE failure status to answer with.
+    @ivar status: The DIMSE failure status of the response.
     @ivar message: The Error Comment, at most 64 characters.
     """
 
@@ -148,7 +148,7 @@ class QueryKey:
     @ivar keyword: The DICOM keyword, or an empty string for a private or
         unknown tag.
     @ivar vr: The VR the identifier gave the element.
-    @ivar value: The matching value as text; empty for universal matching.
+    @ivar value: The matching value as text, or empty for universal matching.
     """
 
     tag: int
@@ -345,10 +345,10 @@ def _match_one(vr: str, constraint: str, value: str) -> bool:
 
 def match_value(vr: str, constraint: str, value: str) -> bool:
     """
-    Match one stored value against one key's matching value.
+    Return whether one stored value matches one key's matching value.
 
     @param vr: The VR of the attribute, which chooses the rules.
-    @param constraint: The matching value of the key; empty or C{*} matches
+    @param constraint: The matching value of the key. Empty or C{*} matches
         everything, including an empty stored value.
     @param value: The stored value, with several values separated by
         backslashes.
@@ -514,7 +514,7 @@ def search(
     resource that did not match, so a caller can run it in bounded slices.
     Each step does a few short read transactions.
 
-    @param requested: The keywords whose values each match carries; by
+    @param requested: The keywords whose values each match carries, by
         default every keyword of the query.
     """
     resolver = _Resolver(store)
@@ -613,8 +613,10 @@ def build_response(
     its stored value, the Query/Retrieve Level, and the unique key of the
     query level even where the query left it out.
 
-    @param retrieve_aet: The Retrieve AE Title returned if the query asks.
-    @param extra: More keywords to return whatever the query asked.
+    @param retrieve_aet: The Retrieve AE Title, returned if the query
+        contains the Retrieve AE Title key.
+    @param extra: More keywords to return even if the query does not
+        contain them.
     """
     dataset = Dataset()
     texts = [value for value in match.values.values() if value]

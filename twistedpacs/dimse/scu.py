@@ -158,7 +158,7 @@ class ServiceUser:
 
     def echo(self) -> Deferred[CEchoRSP]:
         """
-        Send a C-ECHO-RQ; fires with the C-ECHO-RSP.
+        Send a C-ECHO-RQ and return a Deferred that fires with the C-ECHO-RSP.
         """
         context = self._require_context(VERIFICATION_SOP_CLASS)
         return self._exchange(
@@ -175,7 +175,7 @@ class ServiceUser:
     ) -> Deferred[CStoreRSP]:
         """
         Send a C-STORE-RQ with C{dataset}, encoded in the context's transfer
-        syntax; fires with the C-STORE-RSP.
+        syntax, and return a Deferred that fires with the C-STORE-RSP.
         """
         return self._exchange(
             context,
@@ -196,8 +196,9 @@ class ServiceUser:
         on_match: Callable[[bytes, str], None],
     ) -> Deferred[CFindRSP]:
         """
-        Send a C-FIND-RQ; call C{on_match} with each pending identifier and
-        the context's transfer syntax, and fire with the final C-FIND-RSP.
+        Send a C-FIND-RQ and call C{on_match} with each pending identifier
+        and the context's transfer syntax. The returned Deferred fires with
+        the final C-FIND-RSP.
 
         @param identifier: Encodes the identifier in a transfer syntax.
         """
@@ -224,7 +225,8 @@ class ServiceUser:
         on_pending: Callable[[CMoveRSP], None] | None = None,
     ) -> Deferred[CMoveRSP]:
         """
-        Send a C-MOVE-RQ to C{destination}; fires with the final C-MOVE-RSP.
+        Send a C-MOVE-RQ to C{destination} and return a Deferred that fires
+        with the final C-MOVE-RSP.
         """
         context = self._require_context(sop_class_uid)
 
@@ -260,7 +262,8 @@ class ServiceUser:
 
     def release(self) -> Deferred[None]:
         """
-        Release the association once the outstanding requests are answered.
+        Release the association once every outstanding request has its final
+        response.
         """
         released = self._lock.acquire()
         released.addCallback(lambda lock: self._protocol.release())

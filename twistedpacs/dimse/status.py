@@ -69,10 +69,10 @@ def status_category(code: int) -> StatusCategory:
     """
     Classify a DIMSE status code by the ranges of PS3.7 Annex C.
 
-    0x0000 is success; 0x0001, 0x0107, 0x0116 and 0xB000-0xBFFF are warnings;
-    0xFE00 is cancel; 0xFF00 and 0xFF01 are pending. Every other code is a
-    failure, including codes no standard defines, because a requester cannot
-    assume that an operation with an unknown outcome succeeded.
+    0x0000 is success. 0x0001, 0x0107, 0x0116 and 0xB000-0xBFFF are warnings.
+    0xFE00 is cancel, and 0xFF00 and 0xFF01 are pending. Every other code is
+    a failure, including codes no standard defines, because a requestor
+    cannot assume that an operation with an unknown outcome succeeded.
 
     @raise ValueError: if C{code} does not fit the 16 bits of a Status value.
     """

@@ -50,7 +50,7 @@ _MAXIMUM_ASSOCIATE_PDU_LENGTH = 1 << 20
 
 class AssociationRejected(Exception):
     """
-    The peer answered the A-ASSOCIATE-RQ with an A-ASSOCIATE-RJ.
+    The peer rejected the A-ASSOCIATE-RQ with an A-ASSOCIATE-RJ.
 
     @ivar rejection: The A-ASSOCIATE-RJ PDU.
     """
@@ -95,8 +95,8 @@ class DICOMClientProtocol(Protocol):
     @ivar accepted: Fires with the A-ASSOCIATE-AC, or fails with
         L{AssociationRejected} or L{AssociationAborted}.
     @ivar closed: Fires with L{None} once the connection has closed.
-    @ivar peer_maximum_length: The Maximum Length the acceptor announced; 0
-        means unlimited.
+    @ivar peer_maximum_length: The Maximum Length the acceptor announced, or
+        0 for unlimited.
     @ivar receiver: The receiver of PDVs, set once the association is
         accepted.
     """
@@ -116,7 +116,7 @@ class DICOMClientProtocol(Protocol):
             reports a failure with L{connection_failed}.
         @param timeout: The ARTIM duration, in seconds.
         @param maximum_length: Our own Maximum Length, the cap on a received
-            P-DATA-TF; 0 means unlimited.
+            P-DATA-TF, or 0 for unlimited.
         """
         self.rq = rq
         self._clock = clock
@@ -228,8 +228,8 @@ class DICOMClientProtocol(Protocol):
 
     def release(self) -> Deferred[None]:
         """
-        Release the association (Evt11); fires once the A-RELEASE-RP has
-        arrived and the connection closed.
+        Release the association (Evt11). The returned Deferred fires once the
+        A-RELEASE-RP has arrived and the connection has closed.
         """
         released: Deferred[None] = Deferred()
         if self._ended or self.machine.state is not State.Sta6:

@@ -387,8 +387,8 @@ class AssociationMachine:
         Run one event through Table 9-10.
 
         @param argument: the event's PDU for Evt1, Evt3, Evt4, Evt6 to Evt10,
-            Evt12, Evt13 and Evt16, or the A-ABORT reason for Evt19; L{None}
-            otherwise.
+            Evt12, Evt13 and Evt16, the A-ABORT reason for Evt19, or L{None}
+            for the other events.
         """
         self._queue.append((event, argument))
         if self._running:

@@ -179,7 +179,7 @@ class Negotiation:
     @ivar ac: The A-ASSOCIATE-AC PDU to send.
     @ivar contexts: The accepted presentation contexts by context ID.
     @ivar peer_maximum_length: The largest P-DATA-TF PDU length, after the
-        6-byte header, the peer accepts; 0 means no limit.
+        6-byte header, the peer accepts, or 0 for no limit.
     """
 
     ac: AAssociateAC
@@ -246,7 +246,7 @@ def _answer_context(
     Build the result for one proposed presentation context.
 
     The first proposed transfer syntax we accept wins. A rejected context
-    still carries a transfer syntax sub-item, which PS3.8 requires and says
+    still carries a transfer syntax sub-item, which PS3.8 requires and states
     the requestor does not test.
     """
     proposed = context.transfer_syntaxes
@@ -316,9 +316,9 @@ def negotiate(rq: AAssociateRQ, settings: Settings) -> Negotiation:
     Every proposed context gets a result: 0 (acceptance), 2 (a repeated or
     even context ID), 3 (abstract syntax not supported) or 4 (no proposed
     transfer syntax supported). The user information carries our maximum
-    length, the implementation class UID and version name, the role answers,
-    and an asynchronous operations window of 1 invoked and 1 performed when
-    the requestor proposed one.
+    length, the implementation class UID and version name, the SCP/SCU Role
+    Selection replies, and an asynchronous operations window of 1 invoked
+    and 1 performed when the requestor proposed one.
     """
     seen: set[int] = set()
     answers = []
