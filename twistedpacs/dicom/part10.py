@@ -67,7 +67,7 @@ def file_meta_prefix(
         )
     )
     # An AE title is ASCII without backslash or control characters (PS3.5
-    # Table 6.2-1); a peer that sends others gets them replaced with "?".
+    # Table 6.2-1). Any other character a peer sends is replaced with "?".
     aet = "".join(
         character if " " <= character <= "~" and character != "\\" else "?"
         for character in source_aet.strip()

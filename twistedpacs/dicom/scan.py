@@ -454,9 +454,10 @@ class InstanceScanner:
         Walk the elements of C{buf[pos:end]}, whose first byte is at stream
         offset C{base}.
 
-        @return: the position of the first element that is not complete, after
-            setting C{_need} to the bytes it needs; or C{end} after setting
-            C{_skip} to the bytes of a value that continue past C{end}.
+        @return: the position of the first element that is not complete,
+            after setting C{_need} to the bytes it needs. Or C{end}, after
+            setting C{_skip} to the bytes of a value that continue past
+            C{end}.
         """
         long_vrs, short_vrs, collected = _LONG_VRS, _SHORT_VRS, _COLLECTED
         explicit, kind, frame_end, header_of, length_of = self._walk_state(base)

@@ -142,8 +142,9 @@ def simplified_tags(file_bytes: bytes) -> dict[str, Any]:
 
 
 def _read(file_bytes: bytes) -> Dataset:
-    # Values larger than this are never converted, so the pixel data and
-    # other large values stay unread bytes in the file.
+    # pydicom defers the values larger than this. Of those, _is_converted
+    # reads only sequences, so the pixel data and other large values stay
+    # unread bytes in the file.
     return dcmread(BytesIO(file_bytes), force=True, defer_size=MAXIMUM_TAG_LENGTH * 4)
 
 
@@ -161,8 +162,9 @@ def _tags_json(dataset: Dataset) -> dict[str, Any]:
 
 def _is_converted(tag: BaseTag, raw: Any) -> bool:
     """
-    Tell whether an element is small enough, or a sequence, so that its value
-    is converted; larger values are reported without being read.
+    Tell whether an element's value is converted: it is small enough, or a
+    sequence other than encapsulated pixel data. Larger values are reported
+    without being read.
     """
     if isinstance(raw, DataElement) or raw.length <= MAXIMUM_TAG_LENGTH * 4:
         return True
