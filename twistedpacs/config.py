@@ -3,8 +3,8 @@ Server settings: defaults, the JSON configuration file and their merge.
 
 The configuration file uses Orthanc's option names where Orthanc has one, so an
 Orthanc user can reuse the file they know. Sizes in the file follow Orthanc's
-units (megabytes for C{MaximumStorageSize}); inside L{Settings} every size is in
-bytes and every duration in seconds.
+units, such as megabytes for C{MaximumStorageSize}. Inside L{Settings} every
+size is in bytes and every duration in seconds.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ class Settings:
     """
     Every setting of a running server.
 
-    Sizes are in bytes, durations in seconds; 0 means unlimited where a limit
-    is concerned.
+    Sizes are in bytes and durations in seconds. For a limit, 0 means
+    unlimited.
     """
 
     name: str = "TwistedPACS"

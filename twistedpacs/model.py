@@ -82,7 +82,7 @@ class InstanceHeader:
 
     @ivar transfer_syntax: the transfer syntax UID of the stored data set.
     @ivar has_file_meta: whether the bytes start with a preamble, C{DICM} and a
-        File Meta group; when false, the store prepends a generated one.
+        File Meta group. When false, the store prepends a generated one.
     @ivar main_tags: for each level, the Orthanc main tags found in the data
         set, keyed by DICOM keyword, as decoded strings.
     """

@@ -20,7 +20,8 @@ from twistedpacs.config import ConfigError, Settings, settings_from_file
 
 class Options(usage.Options):
     """
-    Command-line options of C{twistd twistedpacs}; they override C{--config}.
+    Command-line options of C{twistd twistedpacs}, which override the values
+    of the C{--config} file.
     """
 
     synopsis = "[options]"
