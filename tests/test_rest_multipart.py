@@ -83,6 +83,20 @@ class MultipartParserTests(SynchronousTestCase):
         collector = parse(fixtures.multipart_body(PARTS, BOUNDARY), sizes)
         self.assertEqual([bytes(b) for _, b in collector.parts], [p[2] for p in PARTS])
 
+    @given(st.lists(st.integers(min_value=1, max_value=7), min_size=1, max_size=5))
+    def test_parser_part_without_headers(self, sizes: list[int]) -> None:
+        """
+        A part with an empty header block keeps its whole body, blank lines
+        and a leading CRLF included, in any chunking.
+        """
+        body = b"\r\nline1\r\n\r\nline2"
+        envelope = (
+            f"--{BOUNDARY}\r\n\r\n".encode() + body + f"\r\n--{BOUNDARY}--\r\n".encode()
+        )
+        collector = parse(envelope, sizes)
+        self.assertEqual([bytes(b) for _, b in collector.parts], [body])
+        self.assertEqual(collector.parts[0][0].headers, {})
+
     def test_parser_truncated_body(self) -> None:
         """
         A body without its closing boundary is an error at the end.

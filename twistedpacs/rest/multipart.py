@@ -161,15 +161,20 @@ class MultipartParser:
         return True
 
     def _step_headers(self) -> bool:
-        end = self._buffer.find(b"\r\n\r\n")
-        if end < 0:
-            if self._buffer.startswith(b"\r\n"):
-                end = -2
-            elif len(self._buffer) > MAXIMUM_PART_HEADERS:
-                raise MultipartError("the headers of a multipart part are too large")
-            else:
+        if len(self._buffer) < 2:
+            return False
+        if self._buffer.startswith(b"\r\n"):
+            # An empty header block: the body starts right after this CRLF.
+            raw, self._buffer = b"", self._buffer[2:]
+        else:
+            end = self._buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self._buffer) > MAXIMUM_PART_HEADERS:
+                    raise MultipartError(
+                        "the headers of a multipart part are too large"
+                    )
                 return False
-        raw, self._buffer = self._buffer[: max(end, 0)], self._buffer[end + 4 :]
+            raw, self._buffer = self._buffer[:end], self._buffer[end + 4 :]
         headers = PartHeaders()
         for line in raw.split(b"\r\n"):
             if not line:
