@@ -8,7 +8,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import re
 import shutil
 import socket
 import tempfile
@@ -21,6 +20,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from tests import fixtures
 from tests.server import ServerProcess
+from tests.strace import completed_calls
 
 MIB = 1024 * 1024
 
@@ -202,41 +202,7 @@ class MemoryTests(SynchronousTestCase):
         )
 
 
-_LINE = re.compile(r"^(?P<tid>\d+) +(?P<rest>.*)$")
-_START = re.compile(r"^(?P<call>[a-z0-9_]+)\((?P<args>.*)$")
-_RESUMED = re.compile(r"^<\.\.\. (?P<call>[a-z0-9_]+) resumed>(?P<args>.*)$")
 O_DSYNC = 0o10000
-
-
-def completed_calls(lines: list[str]) -> list[tuple[str, str, str]]:
-    """
-    Turn C{strace -f} output into (call, first argument, text) in order of
-    completion, joining calls that other threads interrupted.
-    """
-    pending: dict[str, tuple[str, str]] = {}
-    calls = []
-    for line in lines:
-        match = _LINE.match(line)
-        if match is None:
-            continue
-        tid, rest = match.group("tid"), match.group("rest")
-        resumed = _RESUMED.match(rest)
-        if resumed is not None:
-            if tid in pending:
-                call, args = pending.pop(tid)
-                calls.append(
-                    (call, args.split(",", 1)[0], args + resumed.group("args"))
-                )
-            continue
-        started = _START.match(rest)
-        if started is None:
-            continue
-        call, args = started.group("call"), started.group("args")
-        if rest.endswith("<unfinished ...>"):
-            pending[tid] = (call, args)
-            continue
-        calls.append((call, args.split(",", 1)[0].split(")", 1)[0], args))
-    return calls
 
 
 def store_descriptors(pid: int, storage: str) -> tuple[set[str], set[str]]:
@@ -319,7 +285,8 @@ class AcknowledgeOrderTests(SynchronousTestCase):
 
         last_flush = last_meta = -1
         answers = 0
-        for index, (call, fd, args) in enumerate(calls):
+        for index, completed in enumerate(calls):
+            call, fd, args = completed.name, completed.first_argument, completed.text
             if call == "fdatasync" and fd in data_fds:
                 last_flush = index
             elif call == "pwrite64" and fd in meta_fds:

@@ -13,6 +13,8 @@ import sys
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+from tests.strace import completed_calls
+
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Stores one instance and writes "ACK" to stdout from the finish callback,
@@ -94,21 +96,16 @@ class AcknowledgeTraceTests(SynchronousTestCase):
         data_fds: set[str] = set()
         meta_fds: set[str] = set()
         events: list[str] = []
-        for line in self.trace():
-            opened = _OPEN.match(line)
-            if opened and opened.group("path").endswith("/data.mdb"):
-                target = meta_fds if "O_DSYNC" in opened.group("flags") else data_fds
-                target.add(opened.group("fd"))
-                continue
-            call = _CALL.match(line)
-            if call is None:
-                continue
-            name, fd = call.group("call"), call.group("fd")
-            if name in ("fdatasync", "fsync") and fd in data_fds:
+        for call in completed_calls(self.trace()):
+            name, fd = call.name, call.first_argument
+            if name == "openat" and '/data.mdb"' in call.text and call.result.isdigit():
+                target = meta_fds if "O_DSYNC" in call.text else data_fds
+                target.add(call.result)
+            elif name in ("fdatasync", "fsync") and fd in data_fds:
                 events.append("sync-data")
             elif name == "pwrite64" and fd in meta_fds:
                 events.append("write-meta")
-            elif name == "write" and fd == "1" and "ACK" in call.group("rest"):
+            elif name == "write" and fd == "1" and "ACK" in call.text:
                 events.append("ack")
         self.assertTrue(data_fds, "data.mdb was not opened for writing")
         self.assertTrue(meta_fds, "data.mdb was not opened with O_DSYNC")
