@@ -2,7 +2,7 @@
 Field failure cases of associations and C-STORE, replayed as raw byte streams
 against a live server started with C{--aet TWISTEDPACS}.
 
-A client here behaves as a real one: it waits for the answer after the
+A client here behaves as a real one: it waits for the response after the
 A-ASSOCIATE-RQ, after the last fragment of each request and after the
 A-RELEASE-RQ.
 """
@@ -231,8 +231,8 @@ class CaseTests(SynchronousTestCase):
     def test_odd_length_last_fragment(self) -> None:
         """
         A data set ending in 15 bytes of Pixel Data (an odd 517-byte PDV) is
-        either stored with its 15 bytes or aborted with nothing stored; it is
-        never left hanging.
+        either stored with its 15 bytes or aborted with nothing stored. The
+        server responds either way, within the read timeout.
         """
         peer, _ = self.associate()
         data = dataset(pixel_data=bytes(range(15)))
@@ -295,7 +295,7 @@ class CaseTests(SynchronousTestCase):
 
     def test_abort_mid_store(self) -> None:
         """
-        An A-ABORT after two data fragments gets no answer, the server
+        An A-ABORT after two data fragments gets no response, the server
         closes, and nothing is stored.
         """
         peer, _ = self.associate()

@@ -1,6 +1,6 @@
 """
 What a live server leaves behind when uploads are cut off, how much memory a
-large upload costs it, and the order of its flushes and answers.
+large upload costs it, and the order of its flushes and responses.
 """
 
 from __future__ import annotations
@@ -232,7 +232,7 @@ class AcknowledgeOrderTests(SynchronousTestCase):
 
     def test_answer_follows_flushes(self) -> None:
         """
-        Under strace, the write of each upload's 200 answer comes after an
+        Under strace, the write of each upload's 200 response comes after an
         fdatasync of the store's data file and then the synchronous meta-page
         write that completes the commit.
         """
@@ -295,7 +295,7 @@ class AcknowledgeOrderTests(SynchronousTestCase):
                 call in ("write", "writev", "sendmsg", "sendto")
                 and '\\"Status\\"' in args
             ):
-                # The JSON answer of a POST /instances (strace escapes quotes).
+                # The JSON response of a POST /instances (strace escapes quotes).
                 answers += 1
                 self.assertGreater(last_flush, -1, args[:200])
                 self.assertGreater(last_meta, last_flush, args[:200])

@@ -253,7 +253,7 @@ class BadInputTests(ServerTestCase):
 
     def test_unknown_ids_are_404(self) -> None:
         """
-        Unknown ids at every level, and their files, answer 404 JSON.
+        Unknown ids at every level, and their files, return 404 JSON.
         """
         for path in (
             "/patients/nope",
@@ -279,7 +279,7 @@ class LimitTests(ServerTestCase):
 
     def test_too_large_rejected_before_body(self) -> None:
         """
-        A Content-Length over MaximumInstanceSize gets a 413 JSON answer at
+        A Content-Length over MaximumInstanceSize gets a 413 JSON response at
         once, without a 100 Continue, even though the body is never sent.
         """
         head = (
@@ -359,7 +359,7 @@ class DuplicateTests(ServerTestCase):
 
     def test_parallel_uploads_store_once(self) -> None:
         """
-        Eight parallel POSTs of one instance all succeed, exactly one says
+        Eight parallel POSTs of one instance all succeed, exactly one reports
         Success, and the stored file is intact.
         """
         body = fixtures.part10_bytes(fixtures.make_dataset(rows=256, columns=256))
@@ -520,7 +520,7 @@ class ArchiveTests(ServerTestCase):
     def test_zip_stores_dicom_entries(self) -> None:
         """
         Two instances, a DICOMDIR, a text file and an entry named with ../
-        give an array of two answers and two stored instances.
+        give an array of two results and two stored instances.
         """
         first = fixtures.part10_bytes(fixtures.make_dataset("QA^ZIP^ONE"))
         second = fixtures.part10_bytes(fixtures.make_dataset("QA^ZIP^TWO"))
@@ -550,7 +550,7 @@ def zip_of(entries: list[tuple[str, bytes]], method: int = zipfile.ZIP_STORED) -
 
 class BrokenArchiveTests(ServerTestCase):
     """
-    A ZIP with unreadable entries stores the readable ones and says which
+    A ZIP with unreadable entries stores the readable ones and lists the
     entries it rejected; an unreadable archive stores nothing.
     """
 

@@ -4,7 +4,7 @@ The one ingest path: bytes of an instance in, a durable stored instance out.
 REST uploads, C-STORE and C-MOVE retrieves all feed an L{IngestSession} chunk by
 chunk. The session walks the bytes with the structural scanner while the store's
 transfer keeps them, then computes the Orthanc ids and hands the index entry to
-the writer. The result fires only after the commit that holds the instance has
+the writer. The result fires only after the commit that contains the instance has
 returned.
 """
 
@@ -48,7 +48,7 @@ def check_uid(keyword: str, value: str) -> None:
     Reject a UID that cannot be written to a File Meta group or an index.
 
     @raise InvalidInstanceError: if C{value} is longer than 64 characters or
-        holds anything but digits and dots.
+        contains anything but digits and dots.
     """
     if len(value) > 64 or not _UID_CHARACTERS.issuperset(value):
         raise InvalidInstanceError(
@@ -95,7 +95,6 @@ class IngestSession:
         self._scanner = InstanceScanner(transfer_syntax)
         self._transfer = store.begin_transfer(pause, resume)  # type: ignore[attr-defined]
         self._provenance = provenance
-        self._network_syntax = transfer_syntax
         self._maximum_size = maximum_size
         self._source_aet = source_aet
         self._expected_class = expected_sop_class_uid
@@ -121,7 +120,7 @@ class IngestSession:
         Scan and keep the next bytes of the instance.
 
         Bytes after a scan error are dropped: the instance is already rejected,
-        and its transfer is aborted so the store holds nothing of it.
+        and its transfer is aborted so the store keeps nothing of it.
         """
         if self._failure is not None or self._done:
             return
@@ -143,7 +142,6 @@ class IngestSession:
             # The store closed under us (a shutdown aborts transfers in
             # flight); the rest of the body is dropped and finish fails.
             self._failure = error
-
 
     def finish(self) -> Deferred[StoreResult]:
         """

@@ -78,7 +78,8 @@ class ResourceIds:
 @dataclass(frozen=True)
 class InstanceHeader:
     """
-    What the ingest path reads from an instance before storing it.
+    The identifying UIDs and main tags the ingest path reads from an
+    instance before storing it.
 
     @ivar transfer_syntax: the transfer syntax UID of the stored data set.
     @ivar has_file_meta: whether the bytes start with a preamble, C{DICM} and a
@@ -101,7 +102,7 @@ class InstanceHeader:
 @dataclass(frozen=True)
 class Provenance:
     """
-    Where an instance came from, recorded at ingest as Orthanc records it.
+    The origin of an instance, recorded at ingest as Orthanc records it.
     """
 
     origin: str  # "DicomProtocol" or "RestApi", Orthanc's spelling

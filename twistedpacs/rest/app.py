@@ -342,7 +342,7 @@ class RestApi:
         level = self._level(level_name)
         return json_response(
             request,
-            resources.descendants(self.store, level, resource_id, child_level, request),
+            resources.descendants(self.store, level, resource_id, child_level),
         )
 
     # Explorer

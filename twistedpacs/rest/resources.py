@@ -145,9 +145,7 @@ def _ancestor_id(store: Any, level: Level, resource_id: str, target: Level) -> s
     return current_id
 
 
-def descendants(
-    store: Any, level: Level, resource_id: str, relation: str, request: IRequest
-) -> Any:
+def descendants(store: Any, level: Level, resource_id: str, relation: str) -> Any:
     """
     Return the body of C{/{level}/{id}/{relation}}. That is the list of
     descendants at a lower level, as in C{/patients/{id}/instances}, or the
