@@ -1,6 +1,7 @@
 """
 Time one instance at a time through the store, as a single association
-does, beside the MD5 of the same bytes and a bare LMDB put and synced commit.
+does, beside the MD5 of the same bytes (which the digest thread computes
+while the commit is flushed) and a bare LMDB put and synced commit.
 
 Run from the repository root: C{python -m benchmarks.store_latency [COUNT]}.
 It writes to temporary directories under /tmp and prints milliseconds per
@@ -76,7 +77,7 @@ def measure(count: int) -> defer.Deferred[None]:
         print(
             f"store, one instance at a time: {store_ms:.2f} ms ({1000 / store_ms:.0f}/s)"
         )
-        print(f"  of which MD5 on the reactor:  {md5_ms:.2f} ms")
+        print(f"MD5 of the same bytes:          {md5_ms:.2f} ms")
         print(
             f"bare LMDB put + synced commit:  {raw_ms:.2f} ms ({1000 / raw_ms:.0f}/s)"
         )

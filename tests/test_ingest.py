@@ -25,9 +25,6 @@ class _ClosingTransfer:
         self.aborted = 0
         self.finished: list[IndexEntry] = []
 
-    def set_prefix(self, prefix: bytes) -> None:
-        pass
-
     def write(self, data: bytes | memoryview) -> None:
         if self.writes_left == 0:
             raise StorageError("cannot write to a finished or aborted transfer")

@@ -749,6 +749,24 @@ class ReadApiTests(ServerTestCase):
         system = self.server.get_json("/system")
         self.assertEqual(system["DicomAet"], "ORTHANC")
 
+    def test_md5_right_after_upload(self) -> None:
+        """
+        The FileMD5 read right after the answer, before or after the digest
+        thread recorded it, is the MD5 of the uploaded bytes.
+        """
+        for index in range(5):
+            dataset = fixtures.make_dataset(f"QA^MD5^{index}", f"QAMD5{index}")
+            body = fixtures.part10_bytes(dataset)
+            status, answer = self.post(body)
+            self.assertEqual(status, 200)
+            path = f"/instances/{answer['ID']}/metadata/FileMD5"
+            md5 = self.server.get_bytes(path).decode("ascii")
+            self.assertEqual(md5, hashlib.md5(body).hexdigest())
+            expanded = self.server.get_json(
+                f"/instances/{answer['ID']}/metadata?expand"
+            )
+            self.assertEqual(expanded["FileMD5"], md5)
+
     def test_delete_cascades_and_reports_ancestor(self) -> None:
         """
         Deleting one of two instances leaves its series; deleting the last one

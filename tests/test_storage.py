@@ -174,7 +174,7 @@ class StoreRoundTripTests(TestCase):
         reader = store.open_reader(entry.ids.instance)
         assert reader is not None
         self.assertEqual(reader.size, len(PREFIX) + len(data))
-        metadata = store.metadata(entry.ids.instance)
+        metadata = await store.metadata_with_md5(entry.ids.instance)
         assert metadata is not None
         self.assertEqual(metadata["FileMD5"], hashlib.md5(PREFIX + data).hexdigest())
         self.assertEqual(metadata["FileSize"], str(len(PREFIX) + len(data)))
@@ -194,7 +194,7 @@ class StoreRoundTripTests(TestCase):
         self.assertEqual([len(p) for p in pieces[:-1]], [CHUNK_SIZE] * 6)
         self.assertEqual(b"".join(pieces), data)
         self.assertEqual(keys_of(store, "pending"), [])
-        metadata = store.metadata(entry.ids.instance)
+        metadata = await store.metadata_with_md5(entry.ids.instance)
         assert metadata is not None
         self.assertEqual(metadata["FileMD5"], hashlib.md5(data).hexdigest())
 
@@ -207,25 +207,10 @@ class StoreRoundTripTests(TestCase):
         data = payload(2 * MIB + 1, seed=2)
         entry = make_entry(prefix=PREFIX)
         await store_bytes(store, data, entry, piece=100_000)
-        metadata = store.metadata(entry.ids.instance)
+        metadata = await store.metadata_with_md5(entry.ids.instance)
         assert metadata is not None
         self.assertEqual(metadata["FileMD5"], hashlib.md5(PREFIX + data).hexdigest())
         self.assertEqual(await store.read_file(entry.ids.instance), PREFIX + data)
-
-    async def test_announced_prefix_md5(self) -> None:
-        """
-        A prefix announced before the first write is hashed with the bytes.
-        """
-        store = open_store(self, in_memory_threshold=256 * 1024)
-        data = payload(MIB + 5, seed=3)
-        entry = make_entry(prefix=PREFIX)
-        transfer = store.begin_transfer(lambda: None, lambda: None)
-        transfer.set_prefix(PREFIX)
-        transfer.write(data)
-        await transfer.finish(entry)
-        metadata = store.metadata(entry.ids.instance)
-        assert metadata is not None
-        self.assertEqual(metadata["FileMD5"], hashlib.md5(PREFIX + data).hexdigest())
 
     async def test_empty_instance(self) -> None:
         """
@@ -354,7 +339,7 @@ class StoreIndexTests(TestCase):
         store = open_store(self)
         entry = make_entry(origin="RestApi")
         await store_bytes(store, b"abc", entry)
-        metadata = store.metadata(entry.ids.instance)
+        metadata = await store.metadata_with_md5(entry.ids.instance)
         assert metadata is not None
         self.assertEqual(metadata["Origin"], "RestApi")
         self.assertEqual(metadata["RemoteAET"], "STORESCU")
@@ -437,7 +422,7 @@ class DuplicateTests(TestCase):
         self.assertEqual(store.count(Level.PATIENT), 1)
         self.assertEqual(store.statistics()["TotalDiskSize"], "11")
         self.assertEqual(len(keys_of(store, "chunks")), 1)
-        metadata = store.metadata(entry.ids.instance)
+        metadata = await store.metadata_with_md5(entry.ids.instance)
         assert metadata is not None
         self.assertEqual(metadata["FileMD5"], hashlib.md5(b"second copy").hexdigest())
 

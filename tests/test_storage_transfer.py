@@ -5,7 +5,6 @@ without a writer thread.
 
 from __future__ import annotations
 
-import hashlib
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -84,7 +83,6 @@ class TransferTests(SynchronousTestCase):
         self.assertTrue(all(len(piece) == CHUNK_SIZE for piece in finish.data[:-1]))
         self.assertEqual(sent_bytes(operations), data)
         self.assertEqual(finish.size, size)
-        self.assertEqual(finish.md5, hashlib.md5(data).hexdigest())
         if size <= threshold:
             self.assertEqual(chunks, [])
 
@@ -98,34 +96,6 @@ class TransferTests(SynchronousTestCase):
         buffer[:] = b"xyz"
         transfer.finish(make_entry())
         self.assertEqual(sent_bytes(operations), b"abc")
-
-    def test_md5_with_prefix(self) -> None:
-        """
-        The MD5 covers prefix and bytes, whether or not the prefix was
-        announced, while the bytes stay in memory.
-        """
-        for announce in (False, True):
-            transfer, operations, _ = make_transfer(1 << 20)
-            if announce:
-                transfer.set_prefix(PREFIX)
-            transfer.write(b"payload")
-            transfer.finish(make_entry(prefix=PREFIX))
-            finish = operations[-1]
-            assert isinstance(finish, FinishOp)
-            self.assertEqual(finish.md5, hashlib.md5(PREFIX + b"payload").hexdigest())
-            self.assertEqual(finish.size, len(PREFIX) + 7)
-
-    def test_late_prefix_streamed(self) -> None:
-        """
-        A streamed transfer that learns its prefix only at finish leaves the
-        MD5 to the writer.
-        """
-        transfer, operations, _ = make_transfer(0)
-        transfer.write(payload(CHUNK_SIZE + 1))
-        transfer.finish(make_entry(prefix=PREFIX))
-        finish = operations[-1]
-        assert isinstance(finish, FinishOp)
-        self.assertIsNone(finish.md5)
 
     def test_finish_twice_refused(self) -> None:
         """

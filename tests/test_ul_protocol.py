@@ -122,10 +122,6 @@ class _FakeTransfer:
         self.chunks: list[bytes] = []
         self.aborted = False
         self.finished = False
-        self.prefix: bytes | None = None
-
-    def set_prefix(self, prefix: bytes) -> None:
-        self.prefix = prefix
 
     def write(self, data: bytes | memoryview) -> None:
         assert not (self.aborted or self.finished)
@@ -170,9 +166,6 @@ class _FakeStore:
         if self.failure is not None:
             return fail(self.failure)
         uid = entry.header.sop_instance_uid
-        if transfer.prefix is not None:
-            # The announced prefix is the one the entry brings.
-            assert transfer.prefix == entry.prefix
         data = entry.prefix + b"".join(transfer.chunks)
         status = StoreStatus.ALREADY_STORED
         if uid not in self.instances:

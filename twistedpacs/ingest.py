@@ -86,9 +86,7 @@ class IngestSession:
         @param maximum_size: bytes, 0 for unlimited.
         @param expected_sop_class_uid: the Affected SOP Class UID of a
             C-STORE-RQ; a data set with another SOP Class UID fails with
-            L{UIDMismatchError}. With C{expected_sop_instance_uid} and a
-            C{transfer_syntax}, the File Meta group is built up front from
-            them, so the store hashes it as the bytes arrive.
+            L{UIDMismatchError}.
         @param expected_sop_instance_uid: the Affected SOP Instance UID, with
             the same meaning.
         """
@@ -101,15 +99,8 @@ class IngestSession:
         self._expected_instance = expected_sop_instance_uid
         self._failure: InvalidInstanceError | StorageError | None = None
         self._done = False
-        self._prefix: bytes | None = None
         self.size = 0
         self.header: InstanceHeader | None = None
-        if transfer_syntax and expected_sop_class_uid and expected_sop_instance_uid:
-            self._prefix = self._build_prefix(
-                expected_sop_class_uid, expected_sop_instance_uid, transfer_syntax
-            )
-            if self._prefix is not None:
-                self._transfer.set_prefix(self._prefix)
 
     @property
     def failed(self) -> bool:
@@ -180,7 +171,7 @@ class IngestSession:
         self._check_expected(header)
         prefix = b""
         if not header.has_file_meta:
-            prefix = self._prefix or file_meta_prefix(
+            prefix = file_meta_prefix(
                 header.sop_class_uid,
                 header.sop_instance_uid,
                 header.transfer_syntax,
@@ -204,22 +195,6 @@ class IngestSession:
                     "Data set UIDs differ from command",
                     f"{keyword} {found!r} differs from the command's {expected!r}",
                 )
-
-    def _build_prefix(
-        self, sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str
-    ) -> bytes | None:
-        try:
-            for keyword, value in (
-                ("AffectedSOPClassUID", sop_class_uid),
-                ("AffectedSOPInstanceUID", sop_instance_uid),
-            ):
-                check_uid(keyword, value)
-        except InvalidInstanceError:
-            # The data set's UIDs decide at finish; a mismatch then fails it.
-            return None
-        return file_meta_prefix(
-            sop_class_uid, sop_instance_uid, transfer_syntax, self._source_aet
-        )
 
     def abort(self) -> None:
         """

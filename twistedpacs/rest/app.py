@@ -291,8 +291,11 @@ class RestApi:
         return send_instance_file(request, reader, instance_id)
 
     @app.route("/instances/<string:instance_id>/metadata", methods=["GET"])
-    def get_instance_metadata(self, request: IRequest, instance_id: str) -> bytes:
-        metadata = self.store.metadata(instance_id)
+    @inlineCallbacks
+    def get_instance_metadata(
+        self, request: IRequest, instance_id: str
+    ) -> Deferred[bytes]:
+        metadata = yield self.store.metadata_with_md5(instance_id)
         if metadata is None:
             raise resources.unknown_resource(Level.INSTANCE, instance_id)
         if resources.has_flag(request, b"expand"):
@@ -302,10 +305,11 @@ class RestApi:
     @app.route(
         "/instances/<string:instance_id>/metadata/<string:name>", methods=["GET"]
     )
+    @inlineCallbacks
     def get_instance_metadata_item(
         self, request: IRequest, instance_id: str, name: str
-    ) -> bytes:
-        metadata = self.store.metadata(instance_id)
+    ) -> Deferred[bytes]:
+        metadata = yield self.store.metadata_with_md5(instance_id)
         if metadata is None:
             raise resources.unknown_resource(Level.INSTANCE, instance_id)
         if name not in metadata:

@@ -27,10 +27,19 @@ log = Logger()
 # written with another version is refused rather than misread.
 FORMAT_VERSION = 1
 
-# Eleven sub-databases are used; the rest is headroom for later indexes.
+# Twelve sub-databases are used; the rest is headroom for later indexes.
 MAX_DBS = 24
 
-_NAMES = ("chunks", "children", "lookups", "order", "changes", "pending", "meta")
+_NAMES = (
+    "chunks",
+    "children",
+    "lookups",
+    "order",
+    "changes",
+    "pending",
+    "unhashed",
+    "meta",
+)
 
 
 def open_environment(directory: str, map_size: int) -> lmdb.Environment:

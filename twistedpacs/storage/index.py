@@ -13,6 +13,7 @@ order):
     order      level code + sequence (8)        -> resource id
     changes    sequence (8)                     -> JSON change event
     pending    blob id (8)                      -> empty
+    unhashed   blob id (8)                      -> instance id awaiting its MD5
     meta       ASCII name                       -> 8-byte integer or UTF-8 text
 
 Records are compact JSON. For an instance record of about 490 bytes, timeit
@@ -82,6 +83,7 @@ class Databases:
     order: Any
     changes: Any
     pending: Any
+    unhashed: Any
     meta: Any
     levels: dict[Level, Any]
 

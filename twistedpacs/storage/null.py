@@ -24,9 +24,6 @@ class NullTransfer:
         self.size = 0
         self._done = False
 
-    def set_prefix(self, prefix: bytes) -> None:
-        pass
-
     def write(self, data: bytes | memoryview) -> None:
         if self._done:
             raise StorageError("cannot write to a finished or aborted transfer")

@@ -15,6 +15,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 from twistedpacs.model import Level, StorageError
+from twistedpacs.storage.digest import hash_stored
 from twistedpacs.storage.index import (
     CHANGE_COUNTER_KEY,
     CHUNK_SIZE,
@@ -147,6 +148,23 @@ def read_metadata(dbs: Databases, instance_id: str) -> dict[str, str] | None:
             continue
         metadata[name] = str(value)
     return metadata
+
+
+def hash_instance(dbs: Databases, instance_id: str) -> str | None:
+    """
+    Return the MD5 of a stored instance file, computed from its chunks; runs
+    in the pool.
+
+    @raise StorageError: if LMDB fails or a chunk is missing.
+    """
+    try:
+        with dbs.env.begin(buffers=True) as txn:
+            record = get_record(txn, dbs, Level.INSTANCE, instance_id)
+            if record is None:
+                return None
+            return record.get("FileMD5") or hash_stored(txn, dbs, record)
+    except lmdb.Error as error:
+        raise StorageError(f"reading instance {instance_id} failed: {error}")
 
 
 def read_changes(dbs: Databases, since: int, limit: int) -> dict[str, Any]:

@@ -219,9 +219,41 @@ class Store:
         Return the provenance of an instance: C{ReceptionDate}, C{Origin},
         C{RemoteAET}, C{CalledAET}, C{RemoteIP}, C{TransferSyntax},
         C{SopClassUid}, C{HttpUsername}, C{FileSize} and C{FileMD5}, leaving out
-        empty ones; or L{None} for an unknown instance.
+        empty ones; or L{None} for an unknown instance. C{FileMD5} is missing
+        for a moment after the instance is stored; L{metadata_with_md5} fills
+        it in.
         """
         return reads.read_metadata(self._databases(), instance_id)
+
+    def metadata_with_md5(self, instance_id: str) -> Deferred[dict[str, str] | None]:
+        """
+        Return L{metadata} with C{FileMD5} always present.
+
+        The MD5 is recorded shortly after the instance is acknowledged (see
+        L{twistedpacs.storage.digest}); until then it is computed here from
+        the stored bytes, in the read pool.
+        """
+        metadata = self.metadata(instance_id)
+        if metadata is None or "FileMD5" in metadata:
+            return succeed(metadata)
+        if self._pool is None:
+            return fail(StorageError("the store is not open"))
+        hashed = deferToThreadPool(
+            self._reactor,
+            self._pool,
+            reads.hash_instance,
+            self._databases(),
+            instance_id,
+        )
+
+        def add(md5: str | None) -> dict[str, str] | None:
+            if md5 is None:
+                return None
+            assert metadata is not None
+            metadata["FileMD5"] = md5
+            return metadata
+
+        return hashed.addCallback(add)
 
     def changes(self, since: int = 0, limit: int = 100) -> dict[str, Any]:
         """

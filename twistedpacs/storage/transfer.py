@@ -5,7 +5,6 @@ sender while the writer catches up.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, fail
@@ -70,7 +69,7 @@ class Transfer:
     The bytes of one instance on their way into the store.
 
     The bytes are copied once, into buffers of one chunk (512 KiB) each that
-    the writer puts as they are, and hashed as they arrive. Up to the
+    the writer puts as they are. Up to the
     in-memory threshold the buffers stay here and go to the writer at
     L{finish}. Past it each buffer goes to the writer as it fills, and the
     writer marks the blob as pending with the first chunk.
@@ -97,8 +96,6 @@ class Transfer:
         self._fill = 0
         self._size = 0
         self._streaming = False
-        self._digest: hashlib._Hash | None = None
-        self._digest_prefix = b""
         self._done = False
 
     @property
@@ -107,17 +104,6 @@ class Transfer:
         Bytes written so far, without any prefix.
         """
         return self._size
-
-    def set_prefix(self, prefix: bytes) -> None:
-        """
-        Announce the prefix that L{finish} will pass in its entry, so the MD5
-        of prefix and bytes is computed as the bytes arrive. Optional, and
-        only effective before the first L{write}: without it the MD5 starts
-        with an empty prefix, which is right for Part 10 files.
-        """
-        if self._size == 0 and self._digest is None:
-            self._digest = hashlib.md5(prefix)
-            self._digest_prefix = bytes(prefix)
 
     def write(self, data: bytes | memoryview) -> None:
         """
@@ -129,11 +115,6 @@ class Transfer:
             raise StorageError("cannot write to a finished or aborted transfer")
         if self._state.failed is not None:
             return
-        if self._digest is None:
-            self._digest = hashlib.md5()
-        # Hashed while the bytes are still in the CPU cache. A digest thread
-        # that hashed the buffers instead was measured slower on two CPUs.
-        self._digest.update(data)
         size = len(data)
         self._size += size
         view = data if isinstance(data, memoryview) else memoryview(data)
@@ -198,29 +179,12 @@ class Transfer:
             entry=entry,
             data=data,
             size=len(entry.prefix) + self._size,
-            md5=self._md5(entry.prefix, data),
             timestamp=self._seconds(),
             deferred=deferred,
         )
         self._flow.add(self._state, sum(len(piece) for piece in data))
         self._submit(op)
         return deferred
-
-    def _md5(self, prefix: bytes, data: list[bytearray | memoryview]) -> str | None:
-        if self._digest is None:
-            return hashlib.md5(prefix).hexdigest()
-        if self._digest_prefix == prefix:
-            return self._digest.hexdigest()
-        if self._streaming:
-            # NOTE: only a bare data set uploaded over REST and larger than the
-            # in-memory threshold gets its prefix here, after chunks left, so
-            # the writer hashes it from the stored chunks.
-            return None
-        # A bare data set uploaded over REST: hashed again, with its prefix.
-        digest = hashlib.md5(prefix)
-        for piece in data:
-            digest.update(piece)
-        return digest.hexdigest()
 
     def abort(self) -> None:
         """

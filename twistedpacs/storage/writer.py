@@ -7,11 +7,16 @@ a nested transaction of its own, so one failure stays alone), commits when the
 queue is empty or the batch contains C{commit_batch_bytes}, and then fires the
 Deferreds of the whole batch with one C{callFromThread}. That is the group
 commit, and no Deferred fires before the commit containing its work returned.
+
+The MD5 of each new instance is computed by the digest thread while the
+commit that stores the instance is flushed, and recorded in a later
+transaction (see L{twistedpacs.storage.digest}). A digest alone never starts a
+commit while other work is on its way: it waits up to C{DIGEST_DELAY} seconds
+for a batch to join.
 """
 
 from __future__ import annotations
 
-import hashlib
 import queue
 import threading
 from collections.abc import Callable
@@ -31,13 +36,19 @@ from twistedpacs.model import (
     StoreResult,
     StoreStatus,
 )
+from twistedpacs.storage.digest import (
+    Digester,
+    DigestJob,
+    DigestOp,
+    record_digest,
+    sweep_unhashed,
+)
 from twistedpacs.storage.environment import (
     check_versions,
     open_databases,
     sweep_pending,
 )
 from twistedpacs.storage.index import (
-    CHUNK_SIZE,
     DISK_BYTES_KEY,
     Databases,
     IndexWriter,
@@ -51,6 +62,9 @@ from twistedpacs.storage.index import (
 )
 
 log = Logger()
+
+# Seconds a computed MD5 waits for other work to share its commit.
+DIGEST_DELAY = 0.05
 
 
 @dataclass(eq=False)
@@ -88,16 +102,14 @@ class FinishOp:
     The end of a transfer: its remaining bytes and what to index.
 
     @ivar data: the bytes not yet stored, in buffers of at most one chunk;
-        every buffer but the last is a full chunk.
-    @ivar md5: hex MD5 of prefix and bytes, or L{None} when the writer must
-        compute it from the stored chunks.
+        every buffer but the last is a full chunk. The writer and the digest
+        thread only read them.
     """
 
     state: TransferState
     entry: IndexEntry
     data: list[bytearray | memoryview]
     size: int
-    md5: str | None
     timestamp: float
     deferred: Deferred[StoreResult]
 
@@ -119,7 +131,7 @@ class StopOp:
     pass
 
 
-Operation = ChunkOp | FinishOp | AbortOp | DeleteOp | StopOp
+Operation = ChunkOp | FinishOp | AbortOp | DeleteOp | DigestOp | StopOp
 
 
 @dataclass
@@ -135,6 +147,9 @@ class _Batch:
     answers: list[_Answer] = field(default_factory=list)
     released: list[tuple[TransferState, int]] = field(default_factory=list)
     touched: dict[int, TransferState] = field(default_factory=dict)
+    # Instances to hash while this batch commits, and once it has committed.
+    hash_during: list[DigestJob] = field(default_factory=list)
+    hash_after: list[DigestJob] = field(default_factory=list)
 
     def answer(self, deferred: Deferred[Any]) -> _Answer:
         answer = _Answer(deferred)
@@ -183,6 +198,9 @@ class Writer:
         self._stopped: Deferred[None] = Deferred()
         self._dbs: Databases | None = None
         self._index: IndexWriter | None = None
+        self._digester: Digester | None = None
+        # Computed digests not yet applied to a transaction.
+        self._digests: list[DigestOp] = []
         self.commit_observer: Callable[[], None] | None = None
         self.finish_hook: Callable[[IndexEntry], None] | None = None
 
@@ -226,8 +244,56 @@ class Writer:
         self._ready.set()
         stopping = False
         while not stopping:
-            stopping = self._run_batch(self._queue.get())
+            stopping = self._run_batch(self._next_operation())
+        self._record_last_digests()
         self._reactor.callFromThread(self._joined)
+
+    def _next_operation(self) -> Operation | None:
+        """
+        Wait for the operation that starts the next batch, setting computed
+        digests aside.
+
+        @return: the operation, or L{None} when digests waited
+            C{DIGEST_DELAY} seconds and nothing else came.
+        """
+        while True:
+            timeout = DIGEST_DELAY if self._digests else None
+            try:
+                operation = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                return None
+            if not isinstance(operation, DigestOp):
+                return operation
+            self._digests.append(operation)
+
+    def _record_last_digests(self) -> None:
+        """
+        Once the last batch has committed, wait for the digest thread to hash
+        what it was given and record those digests in one last commit.
+        """
+        assert self._digester is not None and self._dbs is not None
+        self._digester.stop()
+        while True:
+            try:
+                operation = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(operation, DigestOp):
+                self._digests.append(operation)
+        if not self._digests:
+            return
+        try:
+            with self._env.begin(write=True) as txn:
+                for digest in self._digests:
+                    record_digest(txn, self._dbs, digest)
+        except lmdb.Error as error:
+            # The marks stay, so the next startup hashes these instances.
+            log.error(
+                "Recording {count} digests failed: {error}",
+                count=len(self._digests),
+                error=error,
+            )
+        self._digests = []
 
     def _joined(self) -> None:
         self._thread.join()
@@ -238,21 +304,29 @@ class Writer:
             dbs = open_databases(self._env, txn)
             check_versions(txn, dbs)
             sweep_pending(txn, dbs)
+            sweep_unhashed(txn, dbs)
             self._index = IndexWriter(dbs, txn)
         self._dbs = dbs
+        self._digester = Digester(self._env, dbs, self.submit)
+        self._digester.start()
 
-    def _run_batch(self, operation: Operation) -> bool:
+
+    def _run_batch(self, operation: Operation | None) -> bool:
         """
-        Apply C{operation} and everything queued after it in one transaction,
-        commit, and fire the Deferreds of the batch.
+        Apply the digests set aside, C{operation} and everything queued after
+        it in one transaction, commit, and fire the Deferreds of the batch.
 
         @return: whether a stop was requested.
         """
+        assert self._digester is not None and self._dbs is not None
         batch = _Batch()
         stopping = False
         txn = self._env.begin(write=True)
         try:
-            while True:
+            digests, self._digests = self._digests, []
+            for digest in digests:
+                record_digest(txn, self._dbs, digest)
+            while operation is not None:
                 if isinstance(operation, StopOp):
                     stopping = True
                     break
@@ -263,6 +337,8 @@ class Writer:
                     operation = self._queue.get_nowait()
                 except queue.Empty:
                     break
+            for job in batch.hash_during:
+                self._digester.submit(job)
             txn.commit()
         # Whatever went wrong, every Deferred of the batch must fire, or its
         # callers would wait forever. A bug is also logged as a failure.
@@ -274,6 +350,8 @@ class Writer:
         else:
             if self.commit_observer is not None:
                 self.commit_observer()
+            for job in batch.hash_after:
+                self._digester.submit(job)
         self._reactor.callFromThread(self._deliver, batch)
         return stopping
 
@@ -288,6 +366,9 @@ class Writer:
             self._apply_abort(txn, operation, batch)
         elif isinstance(operation, DeleteOp):
             self._apply_delete(txn, operation, batch)
+        elif isinstance(operation, DigestOp):
+            assert self._dbs is not None
+            record_digest(txn, self._dbs, operation)
 
     def _apply_chunk(self, txn: lmdb.Transaction, op: ChunkOp, batch: _Batch) -> None:
         assert self._dbs is not None and self._index is not None
@@ -317,10 +398,12 @@ class Writer:
             answer.error = state.failed
             self._discard(txn, state)
             return
+        streamed = state.chunks_written
         child = self._env.begin(write=True, parent=txn)
         try:
             answer.result = self._finish(child, op)
             child.commit()
+            self._plan_digest(op, answer.result, streamed, batch)
         except StorageError as error:
             child.abort()
             answer.error = error
@@ -342,6 +425,22 @@ class Writer:
             answer.result = None
             state.failed = answer.error
             self._discard(txn, state)
+
+    def _plan_digest(
+        self, op: FinishOp, result: StoreResult, streamed: int, batch: _Batch
+    ) -> None:
+        if result.status is not StoreStatus.SUCCESS:
+            return
+        assert op.state.blob_id is not None
+        instance_id, prefix = op.entry.ids.instance, op.entry.prefix
+        if streamed:
+            # Earlier chunks left the reactor's buffers as they filled, so
+            # the bytes are read back once the commit holds them.
+            job = DigestJob(instance_id, op.state.blob_id, prefix, None)
+            batch.hash_after.append(job)
+        else:
+            job = DigestJob(instance_id, op.state.blob_id, prefix, op.data)
+            batch.hash_during.append(job)
 
     def _discard(self, txn: lmdb.Transaction, state: TransferState) -> None:
         assert self._dbs is not None
@@ -373,21 +472,20 @@ class Writer:
             txn.put(blob_key(blob_id), entry.prefix, db=dbs.chunks)
         written = write_chunks(txn, dbs, blob_id, state.chunks_written, op.data)
         state.chunks_written += written
-        md5 = op.md5 if op.md5 is not None else self._md5_of_blob(txn, op)
-        index.insert_instance(txn, entry, self._instance_record(op, md5), date)
+        index.insert_instance(txn, entry, self._instance_record(op), date)
         if self.finish_hook is not None:
             self.finish_hook(entry)
         txn.delete(blob_key(blob_id), db=dbs.pending)
+        txn.put(blob_key(blob_id), ids.instance.encode("ascii"), db=dbs.unhashed)
         return StoreResult(ids, StoreStatus.SUCCESS, op.size)
 
-    def _instance_record(self, op: FinishOp, md5: str) -> dict[str, Any]:
+    def _instance_record(self, op: FinishOp) -> dict[str, Any]:
         entry = op.entry
         provenance = entry.provenance
         return {
             "BlobId": op.state.blob_id,
             "PrefixSize": len(entry.prefix),
             "FileSize": op.size,
-            "FileMD5": md5,
             "ReceptionDate": orthanc_date(op.timestamp),
             "Origin": provenance.origin,
             "RemoteAET": provenance.remote_aet,
@@ -397,20 +495,6 @@ class Writer:
             "TransferSyntax": entry.header.transfer_syntax,
             "SopClassUid": entry.header.sop_class_uid,
         }
-
-    def _md5_of_blob(self, txn: lmdb.Transaction, op: FinishOp) -> str:
-        # Only a transfer that learnt its prefix after it had streamed chunks
-        # out gets here, so the hash is computed from what was stored.
-        assert self._dbs is not None and op.state.blob_id is not None
-        digest = hashlib.md5(op.entry.prefix)
-        for number in range(op.state.chunks_written):
-            chunk = txn.get(chunk_key(op.state.blob_id, number), db=self._dbs.chunks)
-            if chunk is None or len(chunk) > CHUNK_SIZE:
-                raise StorageError(
-                    f"chunk {number} of blob {op.state.blob_id} is missing"
-                )
-            digest.update(chunk)
-        return digest.hexdigest()
 
     def _apply_delete(self, txn: lmdb.Transaction, op: DeleteOp, batch: _Batch) -> None:
         assert self._index is not None
