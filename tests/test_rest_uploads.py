@@ -766,6 +766,8 @@ class ReadApiTests(ServerTestCase):
                 f"/instances/{answer['ID']}/metadata?expand"
             )
             self.assertEqual(expanded["FileMD5"], md5)
+        # No access log line per request, as in Orthanc.
+        self.assertNotIn("POST /instances", self.server.log())
 
     def test_delete_cascades_and_reports_ancestor(self) -> None:
         """

@@ -346,6 +346,12 @@ class UploadSite(Site):
         self.store = store
         self.settings = settings
 
+    def log(self, request: Any) -> None:
+        """
+        Write no access log line. Orthanc writes none by default, and
+        formatting one took about 5 % of the reactor's time per upload.
+        """
+
 
 def finish_upload(body: UploadBody | MultipartBody | None) -> Deferred[Any]:
     """
