@@ -67,8 +67,10 @@ class PeerServer(ServerProcess):
     A L{ServerProcess} whose DICOM port accepts connections.
     """
 
-    def __init__(self, aet: str = AET, *extra: str) -> None:
-        super().__init__(*extra, aet=aet)
+    def __init__(
+        self, aet: str = AET, *extra: str, config: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(*extra, aet=aet, config=config)
         self._wait_for_dicom_port()
 
     def _wait_for_dicom_port(self, timeout: float = 10.0) -> None:
@@ -515,3 +517,72 @@ def _raw_store_rq(uid: str) -> bytes:
 def _raw_pdata(flags: int, data: bytes) -> bytes:
     pdv = struct.pack(">LBB", len(data) + 2, 1, flags) + data
     return struct.pack(">BBL", 0x04, 0, len(pdv)) + pdv
+
+
+class PynetdicomUnsupportedTests(SynchronousTestCase):
+    """
+    Requests this server does not provide fail one by one, and the
+    association carries on.
+    """
+
+    def test_dimse_n_and_c_get(self) -> None:
+        """
+        With unknown SOP classes accepted, pynetdicom's N-CREATE (MPPS),
+        N-ACTION (Storage Commitment), N-GET and C-GET each get status
+        0x0211, a C-ECHO after them succeeds, and nothing is stored.
+        """
+        pynetdicom = _pynetdicom()
+        from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+            ModalityPerformedProcedureStep,
+            PatientRootQueryRetrieveInformationModelGet,
+            StorageCommitmentPushModel,
+            Verification,
+        )
+
+        server = PeerServer(config={"UnknownSopClassAccepted": True})
+        self.addCleanup(server.stop)
+        entity = pynetdicom.AE(ae_title="QA_SCU")
+        entity.acse_timeout = entity.dimse_timeout = entity.network_timeout = 30
+        for abstract_syntax in (
+            ModalityPerformedProcedureStep,
+            StorageCommitmentPushModel,
+            PatientRootQueryRetrieveInformationModelGet,
+            Verification,
+        ):
+            entity.add_requested_context(abstract_syntax)
+        association = entity.associate("127.0.0.1", server.dicom_port, ae_title=AET)
+        self.assertTrue(association.is_established)
+        try:
+            attributes = pydicom.Dataset()
+            attributes.PatientName = "QA^MPPS"
+            status, _ = association.send_n_create(
+                attributes, ModalityPerformedProcedureStep, "1.2.826.0.1.3680043.9.7"
+            )
+            self.assertEqual(status.Status, 0x0211)
+            status, _ = association.send_n_action(
+                attributes,
+                1,
+                StorageCommitmentPushModel,
+                "1.2.840.10008.1.20.1.1",
+            )
+            self.assertEqual(status.Status, 0x0211)
+            status, _ = association.send_n_get(
+                [0x00100010],
+                ModalityPerformedProcedureStep,
+                "1.2.826.0.1.3680043.9.7",
+            )
+            self.assertEqual(status.Status, 0x0211)
+            query = pydicom.Dataset()
+            query.QueryRetrieveLevel = "PATIENT"
+            query.PatientID = "QA"
+            responses = list(
+                association.send_c_get(
+                    query, PatientRootQueryRetrieveInformationModelGet
+                )
+            )
+            self.assertEqual([status.Status for status, _ in responses], [0x0211])
+            self.assertEqual(association.send_c_echo().Status, 0x0000)
+        finally:
+            association.release()
+        self.assertEqual(server.count_instances(), 0)
+        self.assertIn("N-CREATE-RQ answered with 0x0211", server.log())

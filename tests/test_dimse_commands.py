@@ -30,6 +30,8 @@ from twistedpacs.dimse.commands import (
     CommandDecodeError,
     CStoreRQ,
     CStoreRSP,
+    NRequest,
+    NResponse,
     decode_command,
     encode_command,
 )
@@ -603,12 +605,15 @@ class DecodeTests(SynchronousTestCase):
         data = GOLDEN_ECHO_RQ[:46] + b"\x34\x12" + GOLDEN_ECHO_RQ[48:]
         self.assert_decode_error(data, "unknown Command Field 0x1234")
 
-    def test_decode_dimse_n_command_field(self) -> None:
+    def test_decode_dimse_n_missing_element(self) -> None:
         """
-        A DIMSE-N Command Field raises with the message name.
+        A DIMSE-N response without a required element raises with the
+        message name.
         """
-        data = GOLDEN_ECHO_RQ[:46] + b"\x30\x01" + GOLDEN_ECHO_RQ[48:]
-        self.assert_decode_error(data, "0x0130 is a N-ACTION-RQ")
+        data = GOLDEN_ECHO_RQ[:46] + b"\x30\x81" + GOLDEN_ECHO_RQ[48:]
+        self.assert_decode_error(
+            data, "N-ACTION-RSP has no element (0000,0120) Message ID Being"
+        )
 
     def test_decode_missing_command_field(self) -> None:
         """
@@ -718,6 +723,171 @@ class DecodeTests(SynchronousTestCase):
                 priority=0x0002,
             ),
         )
+
+
+MPPS = "1.2.840.10008.3.1.2.3.3"
+STORAGE_COMMITMENT = "1.2.840.10008.1.20.1"
+STORAGE_COMMITMENT_INSTANCE = "1.2.840.10008.1.20.1.1"
+
+
+def pynetdicom_n_request(name: str, **fields: Any) -> bytes:
+    """
+    Encode a DIMSE-N request with pynetdicom's primitive C{name}.
+    """
+    primitive = getattr(dimse_primitives, name)()
+    for keyword, value in fields.items():
+        setattr(primitive, keyword, value)
+    message = getattr(dimse_messages, name + "_RQ")()
+    message.primitive_to_message(primitive)
+    return bytes(pynetdicom_encode(message.command_set, True, True))
+
+
+class DimseNTests(SynchronousTestCase):
+    """
+    DIMSE-N requests decode into L{NRequest}, and L{NResponse} encodes their
+    answers.
+    """
+
+    def test_decode_pynetdicom_requests(self) -> None:
+        """
+        Each DIMSE-N request pynetdicom encodes decodes with its Command
+        Field, message ID, SOP class and instance, and whether a data set
+        follows; elements such as the Action Type ID are skipped.
+        """
+        dataset = BytesIO(b"\x08\x00\x05\x00")
+        uid = "1.2.826.0.1.3680043.2.1125.7"
+        cases = [
+            (
+                pynetdicom_n_request(
+                    "N_CREATE",
+                    MessageID=3,
+                    AffectedSOPClassUID=MPPS,
+                    AffectedSOPInstanceUID=uid,
+                    AttributeList=dataset,
+                ),
+                NRequest(
+                    command_field=0x0140,
+                    message_id=3,
+                    affected_sop_class_uid=MPPS,
+                    affected_sop_instance_uid=uid,
+                    has_dataset=True,
+                ),
+            ),
+            (
+                pynetdicom_n_request(
+                    "N_ACTION",
+                    MessageID=4,
+                    RequestedSOPClassUID=STORAGE_COMMITMENT,
+                    RequestedSOPInstanceUID=STORAGE_COMMITMENT_INSTANCE,
+                    ActionTypeID=1,
+                    ActionInformation=dataset,
+                ),
+                NRequest(
+                    command_field=0x0130,
+                    message_id=4,
+                    requested_sop_class_uid=STORAGE_COMMITMENT,
+                    requested_sop_instance_uid=STORAGE_COMMITMENT_INSTANCE,
+                    has_dataset=True,
+                ),
+            ),
+            (
+                pynetdicom_n_request(
+                    "N_GET",
+                    MessageID=5,
+                    RequestedSOPClassUID=MPPS,
+                    RequestedSOPInstanceUID=uid,
+                    AttributeIdentifierList=[0x00100010],
+                ),
+                NRequest(
+                    command_field=0x0110,
+                    message_id=5,
+                    requested_sop_class_uid=MPPS,
+                    requested_sop_instance_uid=uid,
+                ),
+            ),
+            (
+                pynetdicom_n_request(
+                    "N_DELETE",
+                    MessageID=6,
+                    RequestedSOPClassUID=MPPS,
+                    RequestedSOPInstanceUID=uid,
+                ),
+                NRequest(
+                    command_field=0x0150,
+                    message_id=6,
+                    requested_sop_class_uid=MPPS,
+                    requested_sop_instance_uid=uid,
+                ),
+            ),
+            (
+                pynetdicom_n_request(
+                    "N_EVENT_REPORT",
+                    MessageID=7,
+                    AffectedSOPClassUID=STORAGE_COMMITMENT,
+                    AffectedSOPInstanceUID=STORAGE_COMMITMENT_INSTANCE,
+                    EventTypeID=1,
+                    EventInformation=dataset,
+                ),
+                NRequest(
+                    command_field=0x0100,
+                    message_id=7,
+                    affected_sop_class_uid=STORAGE_COMMITMENT,
+                    affected_sop_instance_uid=STORAGE_COMMITMENT_INSTANCE,
+                    has_dataset=True,
+                ),
+            ),
+        ]
+        for encoded, expected in cases:
+            self.assertEqual(decode_command(encoded), expected)
+            self.assertEqual(decode_command(encode_command(expected)), expected)
+
+    def test_request_names(self) -> None:
+        """
+        A request is named after its Command Field.
+        """
+        self.assertEqual(
+            NRequest(command_field=0x0140, message_id=1).name, "N-CREATE-RQ"
+        )
+        self.assertEqual(
+            NResponse(
+                command_field=0x8140, message_id_being_responded_to=1, status=0
+            ).name,
+            "N-CREATE-RSP",
+        )
+
+    def test_request_without_message_id(self) -> None:
+        """
+        A DIMSE-N request without a Message ID raises, naming the request.
+        """
+        data = with_group_length(
+            element(0x0100, b"\x40\x01") + element(0x0800, b"\x01\x01")
+        )
+        with self.assertRaises(CommandDecodeError) as caught:
+            decode_command(data)
+        self.assertIn(
+            "N-CREATE-RQ has no element (0000,0110) Message ID", str(caught.exception)
+        )
+
+    def test_response_read_by_pynetdicom(self) -> None:
+        """
+        pydicom, as pynetdicom uses it, reads every field of an encoded
+        N-CREATE-RSP, with no data set.
+        """
+        response = NResponse(
+            command_field=0x8140,
+            message_id_being_responded_to=3,
+            status=0x0211,
+            affected_sop_class_uid=MPPS,
+            affected_sop_instance_uid="1.2.3.4",
+        )
+        self.assertEqual(decode_command(encode_command(response)), response)
+        dataset = pynetdicom_decode(BytesIO(encode_command(response)), True, True)
+        self.assertEqual(dataset.CommandField, 0x8140)
+        self.assertEqual(dataset.MessageIDBeingRespondedTo, 3)
+        self.assertEqual(dataset.Status, 0x0211)
+        self.assertEqual(dataset.AffectedSOPClassUID, MPPS)
+        self.assertEqual(dataset.AffectedSOPInstanceUID, "1.2.3.4")
+        self.assertEqual(dataset.CommandDataSetType, 0x0101)
 
 
 class StatusCategoryTests(SynchronousTestCase):

@@ -85,7 +85,11 @@ from twistedpacs.dimse.commands import (
     CEchoRSP,
     CFindRQ,
     CFindRSP,
+    CGetRQ,
+    CGetRSP,
     CStoreRSP,
+    NRequest,
+    NResponse,
     encode_command,
 )
 from twistedpacs.model import (
@@ -1030,6 +1034,85 @@ class ServiceTests(SynchronousTestCase):
                 status=0xA900,
                 affected_sop_class_uid=find_model,
                 error_comment="Missing QueryRetrieveLevel",
+            ),
+        )
+
+    def test_dimse_n_unsupported(self) -> None:
+        """
+        An N-CREATE-RQ with a data set and an N-GET-RQ without one are each
+        answered with 0x0211 naming their SOP class and instance, and the
+        association carries on with a C-ECHO.
+        """
+        settings = Settings(aet="TWISTEDPACS", unknown_sop_class_accepted=True)
+        mpps = "1.2.840.10008.3.1.2.3.3"
+        connection = self._associated(
+            settings,
+            contexts=[(1, mpps, [IMPLICIT_LE]), (3, VERIFICATION, [IMPLICIT_LE])],
+        )
+        create = NRequest(
+            command_field=0x0140,
+            message_id=5,
+            affected_sop_class_uid=mpps,
+            affected_sop_instance_uid="1.2.3.9",
+            has_dataset=True,
+        )
+        connection.feed(_pdata(_pdv(1, 0x03, encode_command(create))))
+        self.assertEqual(connection.take(), b"")
+        connection.feed(_pdata(_pdv(1, 0x02, _element(0x0010, 0x0010, b"A^B "))))
+        get = NRequest(
+            command_field=0x0110,
+            message_id=6,
+            requested_sop_class_uid=mpps,
+            requested_sop_instance_uid="1.2.3.9",
+        )
+        connection.feed(_pdata(_pdv(1, 0x03, encode_command(get))))
+        connection.feed(_pdata(_pdv(3, 0x03, _echo_rq(7))))
+        self.assertEqual(
+            _responses(connection.take()),
+            [
+                NResponse(
+                    command_field=0x8140,
+                    message_id_being_responded_to=5,
+                    status=0x0211,
+                    affected_sop_class_uid=mpps,
+                    affected_sop_instance_uid="1.2.3.9",
+                ),
+                NResponse(
+                    command_field=0x8110,
+                    message_id_being_responded_to=6,
+                    status=0x0211,
+                    affected_sop_class_uid=mpps,
+                    affected_sop_instance_uid="1.2.3.9",
+                ),
+                CEchoRSP(
+                    message_id_being_responded_to=7,
+                    status=0,
+                    affected_sop_class_uid=VERIFICATION,
+                ),
+            ],
+        )
+        self.assertEqual(connection.store.instances, {})
+
+    def test_c_get_unsupported(self) -> None:
+        """
+        A C-GET-RQ is answered with 0x0211 once its identifier arrived.
+        """
+        settings = Settings(aet="TWISTEDPACS", unknown_sop_class_accepted=True)
+        get_model = "1.2.840.10008.5.1.4.1.2.1.3"
+        connection = self._associated(
+            settings, contexts=[(1, get_model, [IMPLICIT_LE])]
+        )
+        command = encode_command(CGetRQ(message_id=8, affected_sop_class_uid=get_model))
+        connection.feed(_pdata(_pdv(1, 0x03, command)))
+        self.assertEqual(connection.take(), b"")
+        connection.feed(_pdata(_pdv(1, 0x02, _element(0x0008, 0x0052, b"STUDY "))))
+        (response,) = _responses(connection.take())
+        self.assertEqual(
+            response,
+            CGetRSP(
+                message_id_being_responded_to=8,
+                status=0x0211,
+                affected_sop_class_uid=get_model,
             ),
         )
 

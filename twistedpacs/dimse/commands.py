@@ -1,6 +1,10 @@
 """
 DIMSE-C command sets (PS3.7 section 9.3 and Annex E) as frozen types, with a codec.
 
+DIMSE-N requests (PS3.7 section 10.3) decode into one generic type,
+L{NRequest}, and responses into L{NResponse}: this server provides no
+DIMSE-N service and only rejects those requests.
+
 A command set is group 0000 encoded in Implicit VR Little Endian, whatever the
 transfer syntax of the presentation context. It starts with (0000,0000) Command
 Group Length (UL), whose value is the number of bytes of the elements after it
@@ -30,6 +34,8 @@ __all__ = [
     "CStoreRSP",
     "Command",
     "CommandDecodeError",
+    "NRequest",
+    "NResponse",
     "decode_command",
     "encode_command",
 ]
@@ -54,7 +60,17 @@ C_ECHO_RQ = 0x0030
 C_ECHO_RSP = 0x8030
 C_CANCEL_RQ = 0x0FFF
 
-# DIMSE-N Command Field values, named in decode errors but not decoded here.
+# DIMSE-N Command Field values. Requests decode into NRequest and responses
+# into NResponse.
+N_EVENT_REPORT_RQ = 0x0100
+N_GET_RQ = 0x0110
+N_SET_RQ = 0x0120
+N_ACTION_RQ = 0x0130
+N_CREATE_RQ = 0x0140
+N_DELETE_RQ = 0x0150
+# Set in the Command Field of every response.
+RESPONSE_BIT = 0x8000
+
 _DIMSE_N_NAMES = {
     0x0100: "N-EVENT-REPORT-RQ",
     0x8100: "N-EVENT-REPORT-RSP",
@@ -85,6 +101,7 @@ VERIFICATION_SOP_CLASS_UID = "1.2.840.10008.1.1"
 
 # Element numbers of group 0000, PS3.7 Table E.1-1.
 _AFFECTED_SOP_CLASS_UID = 0x0002
+_REQUESTED_SOP_CLASS_UID = 0x0003
 _COMMAND_FIELD = 0x0100
 _MESSAGE_ID = 0x0110
 _MESSAGE_ID_BEING_RESPONDED_TO = 0x0120
@@ -95,6 +112,7 @@ _STATUS = 0x0900
 _OFFENDING_ELEMENT = 0x0901
 _ERROR_COMMENT = 0x0902
 _AFFECTED_SOP_INSTANCE_UID = 0x1000
+_REQUESTED_SOP_INSTANCE_UID = 0x1001
 _REMAINING_SUBOPERATIONS = 0x1020
 _COMPLETED_SUBOPERATIONS = 0x1021
 _FAILED_SUBOPERATIONS = 0x1022
@@ -104,6 +122,7 @@ _MOVE_ORIGINATOR_MESSAGE_ID = 0x1031
 
 _ELEMENT_NAMES = {
     _AFFECTED_SOP_CLASS_UID: "Affected SOP Class UID",
+    _REQUESTED_SOP_CLASS_UID: "Requested SOP Class UID",
     _COMMAND_FIELD: "Command Field",
     _MESSAGE_ID: "Message ID",
     _MESSAGE_ID_BEING_RESPONDED_TO: "Message ID Being Responded To",
@@ -114,6 +133,7 @@ _ELEMENT_NAMES = {
     _OFFENDING_ELEMENT: "Offending Element",
     _ERROR_COMMENT: "Error Comment",
     _AFFECTED_SOP_INSTANCE_UID: "Affected SOP Instance UID",
+    _REQUESTED_SOP_INSTANCE_UID: "Requested SOP Instance UID",
     _REMAINING_SUBOPERATIONS: "Number of Remaining Sub-operations",
     _COMPLETED_SUBOPERATIONS: "Number of Completed Sub-operations",
     _FAILED_SUBOPERATIONS: "Number of Failed Sub-operations",
@@ -325,6 +345,48 @@ class CCancelRQ:
     has_dataset: bool = False
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NRequest:
+    """
+    A DIMSE-N request: N-EVENT-REPORT-RQ, N-GET-RQ, N-SET-RQ, N-ACTION-RQ,
+    N-CREATE-RQ or N-DELETE-RQ (PS3.7 section 10.3), with the fields its
+    response needs. N-EVENT-REPORT and N-CREATE name the Affected SOP Class and
+    Instance; the others name the Requested ones.
+    """
+
+    command_field: int
+    message_id: int
+    affected_sop_class_uid: str | None = None
+    requested_sop_class_uid: str | None = None
+    affected_sop_instance_uid: str | None = None
+    requested_sop_instance_uid: str | None = None
+    has_dataset: bool = False
+
+    @property
+    def name(self) -> str:
+        return _DIMSE_N_NAMES.get(self.command_field, "DIMSE-N request")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NResponse:
+    """
+    The response to a L{NRequest}. Its Command Field is the request's with
+    L{RESPONSE_BIT} set.
+    """
+
+    command_field: int
+    message_id_being_responded_to: int
+    status: int
+    affected_sop_class_uid: str | None = None
+    affected_sop_instance_uid: str | None = None
+    error_comment: str | None = None
+    has_dataset: bool = False
+
+    @property
+    def name(self) -> str:
+        return _DIMSE_N_NAMES.get(self.command_field, "DIMSE-N response")
+
+
 Command = Union[
     CEchoRQ,
     CEchoRSP,
@@ -337,6 +399,8 @@ Command = Union[
     CMoveRQ,
     CMoveRSP,
     CCancelRQ,
+    NRequest,
+    NResponse,
 ]
 
 
@@ -533,16 +597,48 @@ _ROWS: dict[type[Any], tuple[_FieldRow, ...]] = {
         _RESPONDED_TO_ROW,
         _DATASET_TYPE_ROW,
     ),
+    NRequest: (
+        (_AFFECTED_SOP_CLASS_UID, "affected_sop_class_uid", _UI_CODEC, False),
+        (_REQUESTED_SOP_CLASS_UID, "requested_sop_class_uid", _UI_CODEC, False),
+        _COMMAND_FIELD_ROW,
+        (_MESSAGE_ID, "message_id", _US_CODEC, True),
+        _DATASET_TYPE_ROW,
+        (_AFFECTED_SOP_INSTANCE_UID, "affected_sop_instance_uid", _UI_CODEC, False),
+        (
+            _REQUESTED_SOP_INSTANCE_UID,
+            "requested_sop_instance_uid",
+            _UI_CODEC,
+            False,
+        ),
+    ),
+    NResponse: _response_rows(
+        (_STATUS, "status", _US_CODEC, True),
+        (_ERROR_COMMENT, "error_comment", _LO_CODEC, False),
+        (_AFFECTED_SOP_INSTANCE_UID, "affected_sop_instance_uid", _UI_CODEC, False),
+    ),
 }
 
-# Decoding skips the Command Field row, because the class already fixes it.
+# Decoding skips the Command Field row of a DIMSE-C type, because the class
+# already fixes it. NRequest and NResponse keep it, because each of them is
+# used for six commands.
 _DECODE_ROWS: dict[int, tuple[type[Any], tuple[_FieldRow, ...]]] = {
     command_type.command_field: (
         command_type,
         tuple(row for row in rows if row[0] != _COMMAND_FIELD),
     )
     for command_type, rows in _ROWS.items()
+    if command_type not in (NRequest, NResponse)
 }
+for _field in (
+    N_EVENT_REPORT_RQ,
+    N_GET_RQ,
+    N_SET_RQ,
+    N_ACTION_RQ,
+    N_CREATE_RQ,
+    N_DELETE_RQ,
+):
+    _DECODE_ROWS[_field] = (NRequest, _ROWS[NRequest])
+    _DECODE_ROWS[_field | RESPONSE_BIT] = (NResponse, _ROWS[NResponse])
 
 
 def _describe(element: int) -> str:
@@ -593,7 +689,7 @@ def decode_command(data: bytes | memoryview) -> Command:
     @raise CommandDecodeError: if the bytes do not start with a Command Group
         Length equal to the number of bytes after it, or if an element lies
         outside group 0000, runs past the end or appears twice. Also if the
-        Command Field is not a DIMSE-C command, or if an element the command
+        Command Field is no DIMSE message, or if an element the command
         requires is missing or malformed. No other exception escapes for any
         input bytes.
     """
@@ -606,17 +702,17 @@ def decode_command(data: bytes | memoryview) -> Command:
     command_field = _decode_us(command_field_raw, _COMMAND_FIELD)
     entry = _DECODE_ROWS.get(command_field)
     if entry is None:
-        raise CommandDecodeError(_unsupported_command_message(command_field))
+        raise CommandDecodeError(f"unknown Command Field 0x{command_field:04X}")
 
     command_type, rows = entry
+    label = _DIMSE_N_NAMES.get(command_field) or command_type.name
     arguments = {}
     for element, attribute, (_, decode), required in rows:
         value = values.get(element)
         if value is None:
             if required:
                 raise CommandDecodeError(
-                    f"{command_type.name} has no {_describe(element)}, "
-                    f"which it requires"
+                    f"{label} has no {_describe(element)}, which it requires"
                 )
             continue
         arguments[attribute] = decode(value, element)
@@ -676,13 +772,3 @@ def _split_elements(raw: bytes) -> dict[int, bytes]:
         values[element] = raw[offset : offset + length]
         offset += length
     return values
-
-
-def _unsupported_command_message(command_field: int) -> str:
-    name = _DIMSE_N_NAMES.get(command_field)
-    if name is None:
-        return f"unknown Command Field 0x{command_field:04X}"
-    return (
-        f"Command Field 0x{command_field:04X} is a {name}, and only DIMSE-C "
-        f"commands are supported"
-    )

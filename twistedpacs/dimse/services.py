@@ -50,6 +50,9 @@ from twistedpacs.dimse.commands import (
     Command,
     CStoreRQ,
     CStoreRSP,
+    RESPONSE_BIT,
+    NRequest,
+    NResponse,
 )
 from twistedpacs.dimse.status import (
     CANNOT_UNDERSTAND,
@@ -245,9 +248,6 @@ class DIMSEServiceProvider:
         try:
             self._assembler.feed_pdv(context_id, message_control_header, data)
         except DIMSEProtocolError as error:
-            # NOTE: a DIMSE-N request (N-ACTION, N-CREATE, ...) fails command
-            # decoding, so it aborts the association instead of getting
-            # status 0x0211 as an unsupported DIMSE-C request does.
             self._abort(str(error))
 
     def connection_ended(self) -> None:
@@ -306,11 +306,14 @@ class DIMSEServiceProvider:
             self._identifier_request = command
             self._identifier_context = context_id
             self._identifier_too_long = False
-        elif type(command) in _UNSUPPORTED_RESPONSES:
-            # The identifier that follows is dropped, then the request is
-            # answered with a failure.
-            self._discarding = command
+        elif type(command) in _UNSUPPORTED_RESPONSES or isinstance(command, NRequest):
+            # The data set that follows, if any, is dropped, then the request
+            # is answered with a failure.
             self._current_slot = self._reserve(context_id)
+            if command.has_dataset:
+                self._discarding = command
+            else:
+                self._answer_unsupported(command)
         elif isinstance(command, CCancelRQ):
             self._cancel(command)
         else:
@@ -461,7 +464,6 @@ class DIMSEServiceProvider:
     # Responses
 
     def _answer_unsupported(self, request: Command) -> None:
-        response_type = _UNSUPPORTED_RESPONSES[type(request)]
         slot, self._current_slot = self._current_slot, None
         assert slot is not None
         self.log.info(
@@ -470,14 +472,27 @@ class DIMSEServiceProvider:
             association_id=self._association.association_id,
             command=request.name,
         )
-        self._answer(
-            slot,
-            response_type(
+        response: Command
+        if isinstance(request, NRequest):
+            response = NResponse(
+                command_field=request.command_field | RESPONSE_BIT,
+                message_id_being_responded_to=request.message_id,
+                status=UNRECOGNIZED_OPERATION,
+                affected_sop_class_uid=(
+                    request.affected_sop_class_uid or request.requested_sop_class_uid
+                ),
+                affected_sop_instance_uid=(
+                    request.affected_sop_instance_uid
+                    or request.requested_sop_instance_uid
+                ),
+            )
+        else:
+            response = _UNSUPPORTED_RESPONSES[type(request)](
                 message_id_being_responded_to=request.message_id,  # type: ignore[union-attr]
                 status=UNRECOGNIZED_OPERATION,
                 affected_sop_class_uid=request.affected_sop_class_uid,  # type: ignore[union-attr]
-            ),
-        )
+            )
+        self._answer(slot, response)
 
     def _reserve(self, context_id: int) -> _Response:
         slot = _Response(context_id)
