@@ -621,8 +621,8 @@ class InstanceScanner:
     def _finish_walk(self) -> None:
         if self._skip:
             raise _truncated(
-                f"the data ends {self._skip} bytes before the end of the value "
-                f"that starts before offset {self._offset}"
+                f"the data ends at offset {self._offset}, {self._skip} bytes "
+                f"before the end of the value of its last element"
             )
         if self._tail:
             raise _truncated(

@@ -345,12 +345,19 @@ class DICOMServerProtocol(Protocol):
                 "Association {association_id}: A-ABORT received from "
                 "{calling_aet} at {peer} (source {source}, reason {reason})",
                 association_id=self.association_id,
-                calling_aet=self.calling_ae_title,
+                calling_aet=self._calling_shown(),
                 peer=self._peer,
                 source=pdu.source,
                 reason=pdu.reason,
             )
         self.machine.received_pdu(pdu)
+
+    def _calling_shown(self) -> str:
+        """
+        Return the calling AE title for a log line, or a placeholder before
+        an A-ASSOCIATE-RQ named one.
+        """
+        return self.calling_ae_title or "(no AE title yet)"
 
     def _log_failure(self, message: str) -> None:
         self._abort_logged = True
@@ -358,7 +365,7 @@ class DICOMServerProtocol(Protocol):
             "Association {association_id} from {calling_aet} at {peer} "
             "aborted: {problem}",
             association_id=self.association_id,
-            calling_aet=self.calling_ae_title,
+            calling_aet=self._calling_shown(),
             peer=self._peer,
             # Not "message": a legacy observer replaces that key with ().
             problem=message,
@@ -401,7 +408,7 @@ class DICOMServerProtocol(Protocol):
             "Association {association_id} from {calling_aet} at {peer} timed "
             "out after {timeout} s without data, aborting",
             association_id=self.association_id,
-            calling_aet=self.calling_ae_title,
+            calling_aet=self._calling_shown(),
             peer=self._peer,
             timeout=self._settings.dicom_scp_timeout,
         )
@@ -458,7 +465,7 @@ class DICOMServerProtocol(Protocol):
                 peer=self._peer,
                 state=self.machine.state.name,
                 pdu=self._last_pdu_name or "event",
-                calling_aet=self.calling_ae_title,
+                calling_aet=self._calling_shown(),
             )
         transport.write(pdu.encode())
 
@@ -509,7 +516,7 @@ class DICOMServerProtocol(Protocol):
                 "{called_aet} rejected: {reason} (result {result}, source "
                 "{source}, reason {reason_code})",
                 association_id=self.association_id,
-                calling_aet=self.calling_ae_title,
+                calling_aet=self._calling_shown(),
                 called_aet=self.called_ae_title,
                 peer=self._peer,
                 reason=_REJECT_REASONS.get(
@@ -580,7 +587,7 @@ class DICOMServerProtocol(Protocol):
         self.log.info(
             "Association {association_id} from {calling_aet} at {peer} " "released",
             association_id=self.association_id,
-            calling_aet=self.calling_ae_title,
+            calling_aet=self._calling_shown(),
             peer=self._peer,
         )
         provider = self.provider
