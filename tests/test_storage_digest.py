@@ -8,13 +8,15 @@ import hashlib
 import json
 import time
 
+from typing import Any
+
 import lmdb
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from twistedpacs.config import MIB
-from twistedpacs.model import Level, StoreStatus
+from twistedpacs.model import Level, StorageError, StoreStatus
 from twistedpacs.storage import writer as writer_module
 from twistedpacs.storage.index import blob_key
 from twistedpacs.storage.store import Store
@@ -54,6 +56,45 @@ def forget_md5(directory: str, instance_id: str, mark: bool) -> None:
                 txn.put(blob_key(record["BlobId"]), key, db=unhashed)
     finally:
         env.close()
+
+
+class _FailingCommit:
+    """
+    A write transaction whose commit raises, as on a full or failing disk.
+    """
+
+    def __init__(self, txn: lmdb.Transaction) -> None:
+        self.txn = txn
+
+    def commit(self) -> None:
+        raise lmdb.DiskError("injected commit failure")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.txn, name)
+
+
+class _FailingEnvironment:
+    """
+    The writer's environment, whose next C{failures} top-level write
+    transactions fail to commit.
+    """
+
+    def __init__(self, env: lmdb.Environment) -> None:
+        self.env = env
+        self.failures = 0
+
+    def begin(self, **arguments: Any) -> Any:
+        parent = arguments.get("parent")
+        if isinstance(parent, _FailingCommit):
+            arguments["parent"] = parent.txn
+        txn = self.env.begin(**arguments)
+        if arguments.get("write") and parent is None and self.failures:
+            self.failures -= 1
+            return _FailingCommit(txn)
+        return txn
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.env, name)
 
 
 class DigestTests(TestCase):
@@ -213,3 +254,97 @@ class DigestTests(TestCase):
         assert metadata is not None
         self.assertEqual(metadata["FileMD5"], hashlib.md5(PREFIX + data).hexdigest())
         self.assertIsNone(await store.metadata_with_md5("nope"))
+
+    async def test_kept_after_failed_commit(self) -> None:
+        """
+        The MD5 of an instance committed earlier survives a later batch
+        whose commit fails, and the next commit records it.
+        """
+        self.patch(writer_module, "DIGEST_DELAY", 30.0)
+        store = open_store(self)
+        environment = _FailingEnvironment(store.writer._env)
+        store.writer._env = environment  # type: ignore[assignment]
+        first, data = make_entry(sop="1.2.3.4.1"), payload(2000, seed=1)
+        await store_bytes(store, data, first)
+        # Give the digest thread time to hand the MD5 back.
+        await deferLater(reactor, 0.2, lambda: None)
+        environment.failures = 1
+        with self.assertRaises(StorageError):
+            await store_bytes(store, payload(2000, seed=2), make_entry(sop="1.2.3.4.2"))
+        self.assertIsNone(recorded_md5(store, first.ids.instance))
+        await store_bytes(store, payload(2000, seed=3), make_entry(sop="1.2.3.4.3"))
+        self.assertEqual(
+            recorded_md5(store, first.ids.instance), hashlib.md5(data).hexdigest()
+        )
+
+    async def test_dropped_after_attempts(self) -> None:
+        """
+        A digest whose batches keep failing is dropped, and the next startup
+        hashes its instance.
+        """
+        self.patch(writer_module, "DIGEST_DELAY", 30.0)
+        self.patch(writer_module, "DIGEST_ATTEMPTS", 1)
+        directory = self.mktemp()
+        store = open_store(self, directory)
+        environment = _FailingEnvironment(store.writer._env)
+        store.writer._env = environment  # type: ignore[assignment]
+        first, data = make_entry(sop="1.2.3.4.1"), payload(2000, seed=1)
+        await store_bytes(store, data, first)
+        await deferLater(reactor, 0.2, lambda: None)
+        environment.failures = 1
+        with self.assertRaises(StorageError):
+            await store_bytes(store, payload(2000, seed=2), make_entry(sop="1.2.3.4.2"))
+        await store_bytes(store, payload(2000, seed=3), make_entry(sop="1.2.3.4.3"))
+        self.assertIsNone(recorded_md5(store, first.ids.instance))
+        await store.close()
+        store = open_store(self, directory)
+        self.assertEqual(
+            recorded_md5(store, first.ids.instance), hashlib.md5(data).hexdigest()
+        )
+        self.assertEqual(keys_of(store, "unhashed"), [])
+
+    async def test_metadata_fields_of_hashed_copy(self) -> None:
+        """
+        Metadata whose MD5 is computed on demand takes every field from the
+        record it hashes, even when the first read saw a copy that an
+        overwrite has replaced since.
+        """
+        self.patch(writer_module, "DIGEST_DELAY", 30.0)
+        store = open_store(self, overwrite_instances=True)
+        entry = make_entry()
+        await store_bytes(store, b"first copy", entry)
+        stale = store.metadata(entry.ids.instance)
+        assert stale is not None
+        stale.pop("FileMD5", None)
+        await store_bytes(store, b"the second, longer copy", entry)
+        self.patch(store, "metadata", lambda instance_id: dict(stale))
+        metadata = await store.metadata_with_md5(entry.ids.instance)
+        assert metadata is not None
+        self.assertEqual(metadata["FileSize"], "23")
+        self.assertEqual(
+            metadata["FileMD5"], hashlib.md5(b"the second, longer copy").hexdigest()
+        )
+
+    async def test_damaged_instance_at_startup(self) -> None:
+        """
+        A marked instance whose chunks are gone is logged at startup and does
+        not keep the store from opening.
+        """
+        directory = self.mktemp()
+        store = open_store(self, directory)
+        entry = make_entry()
+        await store_bytes(store, payload(3000, seed=8), entry)
+        await store.close()
+        forget_md5(directory, entry.ids.instance, mark=True)
+        env = lmdb.open(directory, max_dbs=24)
+        try:
+            chunks = env.open_db(b"chunks")
+            with env.begin(write=True) as txn:
+                cursor = txn.cursor(db=chunks)
+                while cursor.first():
+                    cursor.delete()
+        finally:
+            env.close()
+        store = open_store(self, directory)
+        self.assertIsNone(recorded_md5(store, entry.ids.instance))
+        self.assertEqual(keys_of(store, "unhashed"), [])

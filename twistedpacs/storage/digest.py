@@ -58,11 +58,14 @@ class DigestOp:
     """
     The MD5 of an instance, for the writer to record (or L{None} when its
     chunks were gone, because the instance was deleted or its commit failed).
+
+    @ivar attempts: the failed commits this digest took part in.
     """
 
     instance_id: str
     blob_id: int
     md5: str | None
+    attempts: int = 0
 
 
 class _Stop:
@@ -129,8 +132,17 @@ def sweep_unhashed(txn: lmdb.Transaction, dbs: Databases) -> int:
         record = get_record(txn, dbs, Level.INSTANCE, instance_id)
         md5 = None
         if record is not None and record.get("BlobId") == blob_id:
-            md5 = hash_stored(txn, dbs, record)
-            hashed += 1
+            try:
+                md5 = hash_stored(txn, dbs, record)
+            except StorageError as error:
+                # A damaged instance must not keep the store from opening.
+                log.error(
+                    "Cannot hash instance {instance_id}: {error}",
+                    instance_id=instance_id,
+                    error=error,
+                )
+            else:
+                hashed += 1
         record_digest(txn, dbs, DigestOp(instance_id, blob_id, md5))
     if marks:
         log.info("Recorded the MD5 of {count} instances", count=hashed)

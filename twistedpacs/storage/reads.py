@@ -139,8 +139,10 @@ def read_statistics(dbs: Databases) -> dict[str, Any]:
 def read_metadata(dbs: Databases, instance_id: str) -> dict[str, str] | None:
     with dbs.env.begin() as txn:
         record = get_record(txn, dbs, Level.INSTANCE, instance_id)
-    if record is None:
-        return None
+    return None if record is None else _metadata_of(record)
+
+
+def _metadata_of(record: dict[str, Any]) -> dict[str, str]:
     metadata = {}
     for name in _METADATA_FIELDS:
         value = record.get(name)
@@ -150,10 +152,13 @@ def read_metadata(dbs: Databases, instance_id: str) -> dict[str, str] | None:
     return metadata
 
 
-def hash_instance(dbs: Databases, instance_id: str) -> str | None:
+def read_metadata_with_md5(dbs: Databases, instance_id: str) -> dict[str, str] | None:
     """
-    Return the MD5 of a stored instance file, computed from its chunks; runs
-    in the pool.
+    Return the metadata of an instance with C{FileMD5}, computing the MD5
+    from the stored bytes when it is not recorded yet; runs in the pool.
+
+    The record and the bytes come from one read transaction, so with
+    overwrites the MD5 always belongs to the copy the other fields describe.
 
     @raise StorageError: if LMDB fails or a chunk is missing.
     """
@@ -162,9 +167,11 @@ def hash_instance(dbs: Databases, instance_id: str) -> str | None:
             record = get_record(txn, dbs, Level.INSTANCE, instance_id)
             if record is None:
                 return None
-            return record.get("FileMD5") or hash_stored(txn, dbs, record)
+            if not record.get("FileMD5"):
+                record["FileMD5"] = hash_stored(txn, dbs, record)
     except lmdb.Error as error:
         raise StorageError(f"reading instance {instance_id} failed: {error}")
+    return _metadata_of(record)
 
 
 def read_changes(dbs: Databases, since: int, limit: int) -> dict[str, Any]:

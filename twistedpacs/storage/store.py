@@ -238,22 +238,13 @@ class Store:
             return succeed(metadata)
         if self._pool is None:
             return fail(StorageError("the store is not open"))
-        hashed = deferToThreadPool(
+        return deferToThreadPool(
             self._reactor,
             self._pool,
-            reads.hash_instance,
+            reads.read_metadata_with_md5,
             self._databases(),
             instance_id,
         )
-
-        def add(md5: str | None) -> dict[str, str] | None:
-            if md5 is None:
-                return None
-            assert metadata is not None
-            metadata["FileMD5"] = md5
-            return metadata
-
-        return hashed.addCallback(add)
 
     def changes(self, since: int = 0, limit: int = 100) -> dict[str, Any]:
         """

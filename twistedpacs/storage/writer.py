@@ -66,6 +66,10 @@ log = Logger()
 # Seconds a computed MD5 waits for other work to share its commit.
 DIGEST_DELAY = 0.05
 
+# Batches a digest may take part in before a failing commit drops it. Its
+# mark stays, so the next startup hashes the instance again.
+DIGEST_ATTEMPTS = 3
+
 
 @dataclass(eq=False)
 class TransferState:
@@ -150,6 +154,8 @@ class _Batch:
     # Instances to hash while this batch commits, and once it has committed.
     hash_during: list[DigestJob] = field(default_factory=list)
     hash_after: list[DigestJob] = field(default_factory=list)
+    # Digests applied in this batch, set aside again if its commit fails.
+    digests: list[DigestOp] = field(default_factory=list)
 
     def answer(self, deferred: Deferred[Any]) -> _Answer:
         answer = _Answer(deferred)
@@ -310,7 +316,6 @@ class Writer:
         self._digester = Digester(self._env, dbs, self.submit)
         self._digester.start()
 
-
     def _run_batch(self, operation: Operation | None) -> bool:
         """
         Apply the digests set aside, C{operation} and everything queued after
@@ -323,8 +328,8 @@ class Writer:
         stopping = False
         txn = self._env.begin(write=True)
         try:
-            digests, self._digests = self._digests, []
-            for digest in digests:
+            batch.digests, self._digests = self._digests, []
+            for digest in batch.digests:
                 record_digest(txn, self._dbs, digest)
             while operation is not None:
                 if isinstance(operation, StopOp):
@@ -347,6 +352,7 @@ class Writer:
             if not isinstance(error, lmdb.Error):
                 log.failure("Writer batch failed", count=len(batch.answers))
             self._fail_batch(batch, error)
+            self._retry_digests(batch.digests)
         else:
             if self.commit_observer is not None:
                 self.commit_observer()
@@ -368,6 +374,7 @@ class Writer:
             self._apply_delete(txn, operation, batch)
         elif isinstance(operation, DigestOp):
             assert self._dbs is not None
+            batch.digests.append(operation)
             record_digest(txn, self._dbs, operation)
 
     def _apply_chunk(self, txn: lmdb.Transaction, op: ChunkOp, batch: _Batch) -> None:
@@ -513,6 +520,26 @@ class Writer:
         else:
             child.commit()
             answer.result = {"RemainingAncestor": remaining}
+
+    def _retry_digests(self, digests: list[DigestOp]) -> None:
+        """
+        Set aside again the digests of a batch whose commit failed: their
+        instances were committed by earlier batches.
+        """
+        dropped = 0
+        for digest in digests:
+            digest.attempts += 1
+            if digest.attempts < DIGEST_ATTEMPTS:
+                self._digests.append(digest)
+            else:
+                dropped += 1
+        if dropped:
+            log.error(
+                "Dropped the MD5 of {count} instances after {attempts} failed "
+                "commits; the next startup hashes them again",
+                count=dropped,
+                attempts=DIGEST_ATTEMPTS,
+            )
 
     def _fail_batch(self, batch: _Batch, error: Exception) -> None:
         """
