@@ -442,7 +442,7 @@ class Writer:
         instance_id, prefix = op.entry.ids.instance, op.entry.prefix
         if streamed:
             # Earlier chunks left the reactor's buffers as they filled, so
-            # the bytes are read back once the commit holds them.
+            # the bytes are read back once the commit contains them.
             job = DigestJob(instance_id, op.state.blob_id, prefix, None)
             batch.hash_after.append(job)
         else:
@@ -523,8 +523,8 @@ class Writer:
 
     def _retry_digests(self, digests: list[DigestOp]) -> None:
         """
-        Set aside again the digests of a batch whose commit failed: their
-        instances were committed by earlier batches.
+        Set aside again the digests of a batch whose commit failed, because
+        their instances were committed by earlier batches.
         """
         dropped = 0
         for digest in digests:
