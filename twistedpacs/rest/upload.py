@@ -330,6 +330,33 @@ class UploadChannel(HeaderDeadline, http.HTTPChannel):
         request.path = self._path.split(b"?", 1)[0]
         super().allHeadersReceived()
 
+    # When its send buffer filled up during a request, twisted.web goes on
+    # reading pipelined requests and writing their responses although the
+    # client reads none, so the responses pile up in memory. The channel
+    # therefore holds the end of a request back, and stops reading, until the
+    # send buffer has drained.
+    _held_request: Any = None
+
+    def requestDone(self, request: Any) -> None:
+        """
+        End C{request}, or hold its end back while the client does not read.
+        """
+        if self._waitingForTransport and self._held_request is None:
+            self._held_request = request
+            self._networkProducer.pauseProducing()
+            return
+        super().requestDone(request)
+
+    def resumeProducing(self) -> None:
+        """
+        Resume after the send buffer drained, ending a held request first so
+        that the next pipelined request is read.
+        """
+        super().resumeProducing()
+        request, self._held_request = self._held_request, None
+        if request is not None and self.transport is not None:
+            super().requestDone(request)
+
 
 class UploadSite(Site):
     """
