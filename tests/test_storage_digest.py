@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 
 from typing import Any
@@ -18,10 +19,13 @@ from twisted.trial.unittest import TestCase
 from twistedpacs.config import MIB
 from twistedpacs.model import Level, StorageError, StoreStatus
 from twistedpacs.storage import writer as writer_module
+from twistedpacs.storage.digest import Digester
 from twistedpacs.storage.index import blob_key
 from twistedpacs.storage.store import Store
 from tests.test_storage import (
     PREFIX,
+    Recorder,
+    barrier,
     keys_of,
     make_entry,
     open_store,
@@ -348,3 +352,34 @@ class DigestTests(TestCase):
         store = open_store(self, directory)
         self.assertIsNone(recorded_md5(store, entry.ids.instance))
         self.assertEqual(keys_of(store, "unhashed"), [])
+
+    async def test_held_buffers_count_in_global_bound(self) -> None:
+        """
+        The bytes of an instance stay in the global bound until its digest
+        comes back, so a slow digest thread pauses other transfers instead of
+        holding unbounded buffers.
+        """
+        released = threading.Event()
+        original = Digester._hash
+
+        def slow_hash(digester: Digester, job: Any) -> str | None:
+            released.wait(10)
+            return original(digester, job)
+
+        self.patch(Digester, "_hash", slow_hash)
+        self.addCleanup(released.set)
+        store = open_store(self, in_memory_threshold=MIB, global_queue_bound=MIB)
+        await store_bytes(store, payload(700_000), make_entry(sop="1.2.3.4.1"))
+        recorder = Recorder()
+        transfer = store.begin_transfer(recorder.pause, recorder.resume)
+        transfer.write(payload(MIB + 1, seed=2))
+        self.assertEqual(recorder.pauses, 1)
+        released.set()
+        deadline = time.monotonic() + 10
+        while not recorder.resumes and time.monotonic() < deadline:
+            await deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(recorder.resumes, 1)
+        await transfer.finish(make_entry(sop="1.2.3.4.2"))
+        await deferLater(reactor, 0.2, lambda: None)
+        await barrier(store)
+        self.assertEqual(store._flow.queued, 0)

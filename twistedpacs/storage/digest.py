@@ -45,12 +45,15 @@ class DigestJob:
 
     @ivar pieces: the bytes after the prefix, in the buffers the writer put,
         or L{None} to read them back from the store once committed.
+    @ivar release: the transfer and the bytes of C{pieces} that the flow
+        control counts until the digest comes back, or L{None}.
     """
 
     instance_id: str
     blob_id: int
     prefix: bytes
     pieces: list[bytearray | memoryview] | None
+    release: tuple[Any, int] | None = None
 
 
 @dataclass
@@ -60,12 +63,18 @@ class DigestOp:
     chunks were gone, because the instance was deleted or its commit failed).
 
     @ivar attempts: the failed commits this digest took part in.
+    @ivar release: the job's C{release}, which the writer hands back to the
+        flow control with its next batch.
+    @ivar keep_mark: the hashing failed, so the mark stays for the next
+        startup and nothing is recorded.
     """
 
     instance_id: str
     blob_id: int
     md5: str | None
     attempts: int = 0
+    release: tuple[Any, int] | None = None
+    keep_mark: bool = False
 
 
 class _Stop:
@@ -102,6 +111,8 @@ def record_digest(txn: lmdb.Transaction, dbs: Databases, op: DigestOp) -> None:
     Write the MD5 into the instance record, if the record still holds the
     same blob, and delete the mark.
     """
+    if op.keep_mark:
+        return
     txn.delete(blob_key(op.blob_id), db=dbs.unhashed)
     if op.md5 is None:
         return
@@ -190,8 +201,9 @@ class Digester:
             job = self._jobs.get()
             if isinstance(job, _Stop):
                 return
+            digest = DigestOp(job.instance_id, job.blob_id, None, release=job.release)
             try:
-                md5 = self._hash(job)
+                digest.md5 = self._hash(job)
             # The mark stays, so the next startup hashes the instance.
             except (lmdb.Error, StorageError) as error:
                 log.warn(
@@ -199,8 +211,8 @@ class Digester:
                     instance_id=job.instance_id,
                     error=error,
                 )
-                continue
-            self._deliver(DigestOp(job.instance_id, job.blob_id, md5))
+                digest.keep_mark = True
+            self._deliver(digest)
 
     def _hash(self, job: DigestJob) -> str | None:
         if job.pieces is not None:

@@ -162,10 +162,17 @@ class _Batch:
         self.answers.append(answer)
         return answer
 
-    def account(self, state: TransferState, size: int) -> None:
+    def account(self, state: TransferState, size: int, release: bool = True) -> None:
         self.size += size
-        self.released.append((state, size))
+        if release:
+            self.released.append((state, size))
         self.touched[id(state)] = state
+
+    def add_digest(self, digest: DigestOp) -> None:
+        self.digests.append(digest)
+        if digest.release is not None:
+            self.released.append(digest.release)
+            digest.release = None
 
 
 class Writer:
@@ -328,8 +335,9 @@ class Writer:
         stopping = False
         txn = self._env.begin(write=True)
         try:
-            batch.digests, self._digests = self._digests, []
-            for digest in batch.digests:
+            digests, self._digests = self._digests, []
+            for digest in digests:
+                batch.add_digest(digest)
                 record_digest(txn, self._dbs, digest)
             while operation is not None:
                 if isinstance(operation, StopOp):
@@ -374,7 +382,7 @@ class Writer:
             self._apply_delete(txn, operation, batch)
         elif isinstance(operation, DigestOp):
             assert self._dbs is not None
-            batch.digests.append(operation)
+            batch.add_digest(operation)
             record_digest(txn, self._dbs, operation)
 
     def _apply_chunk(self, txn: lmdb.Transaction, op: ChunkOp, batch: _Batch) -> None:
@@ -400,17 +408,19 @@ class Writer:
         assert self._dbs is not None
         answer = batch.answer(op.deferred)
         state = op.state
-        batch.account(state, sum(len(piece) for piece in op.data))
+        size = sum(len(piece) for piece in op.data)
         if state.failed is not None:
+            batch.account(state, size)
             answer.error = state.failed
             self._discard(txn, state)
             return
         streamed = state.chunks_written
+        held = False
         child = self._env.begin(write=True, parent=txn)
         try:
             answer.result = self._finish(child, op)
             child.commit()
-            self._plan_digest(op, answer.result, streamed, batch)
+            held = self._plan_digest(op, answer.result, streamed, size, batch)
         except StorageError as error:
             child.abort()
             answer.error = error
@@ -432,22 +442,38 @@ class Writer:
             answer.result = None
             state.failed = answer.error
             self._discard(txn, state)
+        # Buffers that the digest thread still reads stay counted in the flow
+        # control until their digest comes back, so the global bound covers
+        # them too.
+        batch.account(state, size, release=not held)
 
     def _plan_digest(
-        self, op: FinishOp, result: StoreResult, streamed: int, batch: _Batch
-    ) -> None:
+        self,
+        op: FinishOp,
+        result: StoreResult,
+        streamed: int,
+        size: int,
+        batch: _Batch,
+    ) -> bool:
+        """
+        Plan the hashing of a stored instance.
+
+        @return: whether the digest thread keeps the buffers of C{op}.
+        """
         if result.status is not StoreStatus.SUCCESS:
-            return
-        assert op.state.blob_id is not None
+            return False
+        state = op.state
+        assert state.blob_id is not None
         instance_id, prefix = op.entry.ids.instance, op.entry.prefix
         if streamed:
             # Earlier chunks left the reactor's buffers as they filled, so
             # the bytes are read back once the commit contains them.
-            job = DigestJob(instance_id, op.state.blob_id, prefix, None)
+            job = DigestJob(instance_id, state.blob_id, prefix, None)
             batch.hash_after.append(job)
-        else:
-            job = DigestJob(instance_id, op.state.blob_id, prefix, op.data)
-            batch.hash_during.append(job)
+            return False
+        job = DigestJob(instance_id, state.blob_id, prefix, op.data, (state, size))
+        batch.hash_during.append(job)
+        return True
 
     def _discard(self, txn: lmdb.Transaction, state: TransferState) -> None:
         assert self._dbs is not None
