@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
@@ -31,7 +32,8 @@ class _Answer(Resource):
 
 
 def _channel() -> tuple[Any, StringTransport]:
-    site = Site(_Answer())
+    # The channel's timeouts go to a clock, never to the global reactor.
+    site = Site(_Answer(), reactor=Clock())
     site.protocol = UploadChannel  # type: ignore[assignment]
     channel: Any = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5))
     transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 6))
