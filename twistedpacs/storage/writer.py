@@ -420,7 +420,6 @@ class Writer:
         try:
             answer.result = self._finish(child, op)
             child.commit()
-            held = self._plan_digest(op, answer.result, streamed, size, batch)
         except StorageError as error:
             child.abort()
             answer.error = error
@@ -442,6 +441,8 @@ class Writer:
             answer.result = None
             state.failed = answer.error
             self._discard(txn, state)
+        else:
+            held = self._plan_digest(op, answer.result, streamed, size, batch)
         # Buffers that the digest thread still reads stay counted in the flow
         # control until their digest comes back, so the global bound covers
         # them too.
