@@ -103,13 +103,13 @@ def _build_small(
                     _write(template, target / name)
 
 
-def _build_large(target: Path, count: int) -> None:
+def _build_large(target: Path, count: int, frame_count: int = LARGE_FRAMES) -> None:
     source = pydicom.dcmread(source_directory() / LARGE_SOURCE)
     frames = int(source.NumberOfFrames)
     frame_size = len(source.PixelData) // frames
     items = list(source.PerFrameFunctionalGroupsSequence)
     per_frame = []
-    for index in range(LARGE_FRAMES):
+    for index in range(frame_count):
         item = copy.deepcopy(items[index % frames])
         content = item.FrameContentSequence[0]
         if "InStackPositionNumber" in content:
@@ -126,11 +126,11 @@ def _build_large(target: Path, count: int) -> None:
         ]
         per_frame.append(item)
     source.PerFrameFunctionalGroupsSequence = per_frame
-    source.NumberOfFrames = LARGE_FRAMES
+    source.NumberOfFrames = frame_count
     original = bytes(source.PixelData)
     source.PixelData = b"".join(
         original[(index % frames) * frame_size : (index % frames + 1) * frame_size]
-        for index in range(LARGE_FRAMES)
+        for index in range(frame_count)
     )
     target.mkdir(parents=True, exist_ok=True)
     source.PatientID = "BENCH-LARGE"
@@ -180,4 +180,23 @@ def ensure(root: Path, name: str, per_series: int, large_count: int) -> DataSet:
     built = _load(folder, name)
     if built is None:
         raise RuntimeError(f"building {folder} did not produce {expected} files")
+    return built
+
+
+def ensure_huge(root: Path, count: int, frame_count: int) -> DataSet:
+    """
+    Build, unless cached, C{count} instances shaped like LARGE but with
+    C{frame_count} frames each (384 frames make about 200 MB).
+    """
+    folder = root / f"huge-{count}-{frame_count}"
+    cached = _load(folder, "huge")
+    if cached is not None:
+        return cached
+    for stale in folder.glob("*.dcm"):
+        stale.unlink()
+    _build_large(folder, count, frame_count)
+    (folder / "complete.json").write_text(json.dumps({"count": count}))
+    built = _load(folder, "huge")
+    if built is None:
+        raise RuntimeError(f"building {folder} left an incomplete set")
     return built
