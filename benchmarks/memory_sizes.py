@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=ROOT / "benchmarks" / "data")
     parser.add_argument("--server-python", default="/root/benchvenv/bin/python")
     arguments = parser.parse_args()
+
     sets = {
         "small": data.ensure(arguments.data_dir, "small", 25, 20).sample(200),
         "large": data.ensure(arguments.data_dir, "large", 25, 20).sample(10),
@@ -43,6 +44,7 @@ def main() -> None:
     work_dir = Path(tempfile.mkdtemp(prefix="twistedpacs-memory-"))
     settings = {"server_python": arguments.server_python, "work_dir": work_dir}
     peaks: dict[str, list[float]] = {name: [] for _, name in SIZES}
+
     try:
         for repetition in range(arguments.repetitions):
             for _, name in SIZES:
@@ -54,6 +56,7 @@ def main() -> None:
                 peaks[name].append(entry["peak_rss_anon_mib"])
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+
     print("| instances | size each | peak RssAnon MiB, median [min-max] |")
     print("| --- | --- | --- |")
     for title, name in SIZES:
