@@ -17,7 +17,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from twistedpacs.config import MIB
-from twistedpacs.model import Level, StorageError, StoreStatus
+from twistedpacs.model import IndexEntry, Level, StorageError, StoreStatus
 from twistedpacs.storage import writer as writer_module
 from twistedpacs.storage.digest import Digester
 from twistedpacs.storage.index import blob_key
@@ -259,13 +259,13 @@ class DigestTests(TestCase):
         self.assertEqual(metadata["FileMD5"], hashlib.md5(PREFIX + data).hexdigest())
         self.assertIsNone(await store.metadata_with_md5("nope"))
 
-    async def test_kept_after_failed_commit(self) -> None:
+    async def fail_commit_after_store(self, store: Store) -> tuple[IndexEntry, bytes]:
         """
-        The MD5 of an instance committed earlier survives a later batch
-        whose commit fails, and the next commit records it.
+        Store one instance, wait until its MD5 is set aside for the next
+        batch, then make that batch's commit fail with a second instance.
+
+        @return: the first instance's entry and bytes.
         """
-        self.patch(writer_module, "DIGEST_DELAY", 30.0)
-        store = open_store(self)
         environment = _FailingEnvironment(store.writer._env)
         store.writer._env = environment  # type: ignore[assignment]
         first, data = make_entry(sop="1.2.3.4.1"), payload(2000, seed=1)
@@ -275,6 +275,16 @@ class DigestTests(TestCase):
         environment.failures = 1
         with self.assertRaises(StorageError):
             await store_bytes(store, payload(2000, seed=2), make_entry(sop="1.2.3.4.2"))
+        return first, data
+
+    async def test_kept_after_failed_commit(self) -> None:
+        """
+        The MD5 of an instance committed earlier survives a later batch
+        whose commit fails, and the next commit records it.
+        """
+        self.patch(writer_module, "DIGEST_DELAY", 30.0)
+        store = open_store(self)
+        first, data = await self.fail_commit_after_store(store)
         self.assertIsNone(recorded_md5(store, first.ids.instance))
         await store_bytes(store, payload(2000, seed=3), make_entry(sop="1.2.3.4.3"))
         self.assertEqual(
@@ -290,14 +300,7 @@ class DigestTests(TestCase):
         self.patch(writer_module, "DIGEST_ATTEMPTS", 1)
         directory = self.mktemp()
         store = open_store(self, directory)
-        environment = _FailingEnvironment(store.writer._env)
-        store.writer._env = environment  # type: ignore[assignment]
-        first, data = make_entry(sop="1.2.3.4.1"), payload(2000, seed=1)
-        await store_bytes(store, data, first)
-        await deferLater(reactor, 0.2, lambda: None)
-        environment.failures = 1
-        with self.assertRaises(StorageError):
-            await store_bytes(store, payload(2000, seed=2), make_entry(sop="1.2.3.4.2"))
+        first, data = await self.fail_commit_after_store(store)
         await store_bytes(store, payload(2000, seed=3), make_entry(sop="1.2.3.4.3"))
         self.assertIsNone(recorded_md5(store, first.ids.instance))
         await store.close()

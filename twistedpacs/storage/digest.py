@@ -26,13 +26,12 @@ from twisted.logger import Logger
 
 from twistedpacs.model import Level, StorageError
 from twistedpacs.storage.index import (
-    CHUNK_SIZE,
     Databases,
     blob_key,
-    chunk_key,
     decode_int,
     encode_record,
     get_record,
+    stored_pieces,
 )
 
 log = Logger()
@@ -85,24 +84,11 @@ def hash_stored(txn: lmdb.Transaction, dbs: Databases, record: dict[str, Any]) -
     """
     Return the hex MD5 of the stored prefix and chunks of an instance record.
 
-    @raise StorageError: if a chunk is missing.
+    @raise StorageError: if the prefix or a chunk is missing.
     """
-    blob_id = record["BlobId"]
     digest = hashlib.md5()
-    if record["PrefixSize"]:
-        prefix = txn.get(blob_key(blob_id), db=dbs.chunks)
-        if prefix is None:
-            raise StorageError(f"the prefix of blob {blob_id} is missing")
-        digest.update(prefix)
-    remaining = record["FileSize"] - record["PrefixSize"]
-    number = 0
-    while remaining > 0:
-        chunk = txn.get(chunk_key(blob_id, number), db=dbs.chunks)
-        if chunk is None or len(chunk) > CHUNK_SIZE:
-            raise StorageError(f"chunk {number} of blob {blob_id} is missing")
-        digest.update(chunk)
-        remaining -= len(chunk)
-        number += 1
+    for piece in stored_pieces(txn, dbs, record):
+        digest.update(piece)
     return digest.hexdigest()
 
 

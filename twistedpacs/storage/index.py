@@ -31,12 +31,13 @@ from __future__ import annotations
 import json
 import struct
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import lmdb
 
-from twistedpacs.model import IndexEntry, Level
+from twistedpacs.model import IndexEntry, Level, StorageError
 
 CHUNK_SIZE = 512 * 1024
 
@@ -173,6 +174,32 @@ def child_ids(txn: lmdb.Transaction, dbs: Databases, parent_id: str) -> list[str
     return [
         key[start:].decode("ascii") for key in prefix_keys(txn, dbs.children, prefix)
     ]
+
+
+def stored_pieces(
+    txn: lmdb.Transaction, dbs: Databases, record: dict[str, Any]
+) -> Iterator[bytes | memoryview]:
+    """
+    Yield the stored prefix, if any, then each chunk of an instance record,
+    valid while C{txn} is open.
+
+    @raise StorageError: if the prefix or a chunk is missing.
+    """
+    blob_id = record["BlobId"]
+    if record["PrefixSize"]:
+        prefix = txn.get(blob_key(blob_id), db=dbs.chunks)
+        if prefix is None:
+            raise StorageError(f"the prefix of blob {blob_id} is missing")
+        yield prefix
+    remaining = record["FileSize"] - record["PrefixSize"]
+    number = 0
+    while remaining > 0:
+        chunk = txn.get(chunk_key(blob_id, number), db=dbs.chunks)
+        if chunk is None or len(chunk) > CHUNK_SIZE:
+            raise StorageError(f"chunk {number} of blob {blob_id} is missing")
+        yield chunk
+        remaining -= len(chunk)
+        number += 1
 
 
 def delete_blob(txn: lmdb.Transaction, dbs: Databases, blob_id: int) -> None:

@@ -34,6 +34,7 @@ from twistedpacs.storage.index import (
     lookup_prefix,
     prefix_keys,
     read_int,
+    stored_pieces,
 )
 
 MIB = 1024 * 1024
@@ -279,14 +280,7 @@ def _read_whole_file(dbs: Databases, instance_id: str) -> bytes | None:
         record = get_record(txn, dbs, Level.INSTANCE, instance_id)
         if record is None:
             return None
-        pieces: list[bytes | memoryview | None] = []
-        if record["PrefixSize"]:
-            pieces.append(txn.get(blob_key(record["BlobId"]), db=dbs.chunks))
-        data_size = record["FileSize"] - record["PrefixSize"]
-        count = -(-data_size // CHUNK_SIZE)
-        for number in range(count):
-            pieces.append(txn.get(chunk_key(record["BlobId"], number), db=dbs.chunks))
-    present = [piece for piece in pieces if piece is not None]
-    if len(present) != len(pieces):
-        raise StorageError(f"instance {instance_id} has missing chunks")
-    return b"".join(present)
+        try:
+            return b"".join(stored_pieces(txn, dbs, record))
+        except StorageError as error:
+            raise StorageError(f"instance {instance_id} has missing chunks: {error}")
