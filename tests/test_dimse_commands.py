@@ -745,14 +745,14 @@ def pynetdicom_n_request(name: str, **fields: Any) -> bytes:
 class DimseNTests(SynchronousTestCase):
     """
     DIMSE-N requests decode into L{NRequest}, and L{NResponse} encodes their
-    answers.
+    responses.
     """
 
     def test_decode_pynetdicom_requests(self) -> None:
         """
-        Each DIMSE-N request pynetdicom encodes decodes with its Command
+        Each DIMSE-N request that pynetdicom encodes decodes with its Command
         Field, message ID, SOP class and instance, and whether a data set
-        follows; elements such as the Action Type ID are skipped.
+        follows. Elements such as the Action Type ID are skipped.
         """
         dataset = BytesIO(b"\x08\x00\x05\x00")
         uid = "1.2.826.0.1.3680043.2.1125.7"

@@ -49,8 +49,8 @@ class HeldRequestTests(SynchronousTestCase):
 
     def test_pipelined_requests_wait_for_drain(self) -> None:
         """
-        With the send buffer full, of five pipelined requests only the first
-        gets its response and the connection stops reading; after the drain
+        With the send buffer full, only the first of five pipelined requests
+        gets its response, and the connection stops reading. After the drain
         the other four get theirs and reading resumes.
         """
         channel, transport = _channel()

@@ -751,7 +751,7 @@ class ReadApiTests(ServerTestCase):
 
     def test_md5_right_after_upload(self) -> None:
         """
-        The FileMD5 read right after the answer, before or after the digest
+        The FileMD5 read right after the response, before or after the digest
         thread recorded it, is the MD5 of the uploaded bytes.
         """
         for index in range(5):

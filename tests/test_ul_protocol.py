@@ -1039,8 +1039,8 @@ class ServiceTests(SynchronousTestCase):
 
     def test_dimse_n_unsupported(self) -> None:
         """
-        An N-CREATE-RQ with a data set and an N-GET-RQ without one are each
-        answered with 0x0211 naming their SOP class and instance, and the
+        An N-CREATE-RQ with a data set and an N-GET-RQ without one each get
+        a 0x0211 response naming their SOP class and instance, and the
         association carries on with a C-ECHO.
         """
         settings = Settings(aet="TWISTEDPACS", unknown_sop_class_accepted=True)
@@ -1059,6 +1059,7 @@ class ServiceTests(SynchronousTestCase):
         connection.feed(_pdata(_pdv(1, 0x03, encode_command(create))))
         self.assertEqual(connection.take(), b"")
         connection.feed(_pdata(_pdv(1, 0x02, _element(0x0010, 0x0010, b"A^B "))))
+
         get = NRequest(
             command_field=0x0110,
             message_id=6,
@@ -1067,6 +1068,7 @@ class ServiceTests(SynchronousTestCase):
         )
         connection.feed(_pdata(_pdv(1, 0x03, encode_command(get))))
         connection.feed(_pdata(_pdv(3, 0x03, _echo_rq(7))))
+
         self.assertEqual(
             _responses(connection.take()),
             [
@@ -1095,7 +1097,7 @@ class ServiceTests(SynchronousTestCase):
 
     def test_c_get_unsupported(self) -> None:
         """
-        A C-GET-RQ is answered with 0x0211 once its identifier arrived.
+        A C-GET-RQ gets a 0x0211 response once its identifier arrived.
         """
         settings = Settings(aet="TWISTEDPACS", unknown_sop_class_accepted=True)
         get_model = "1.2.840.10008.5.1.4.1.2.1.3"

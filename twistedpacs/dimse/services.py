@@ -307,8 +307,8 @@ class DIMSEServiceProvider:
             self._identifier_context = context_id
             self._identifier_too_long = False
         elif type(command) in _UNSUPPORTED_RESPONSES or isinstance(command, NRequest):
-            # The data set that follows, if any, is dropped, then the request
-            # is answered with a failure.
+            # The data set that follows, if any, is dropped, and then the
+            # request gets a failure response.
             self._current_slot = self._reserve(context_id)
             if command.has_dataset:
                 self._discarding = command

@@ -333,7 +333,7 @@ class UploadChannel(HeaderDeadline, http.HTTPChannel):
     # When its send buffer filled up during a request, twisted.web goes on
     # reading pipelined requests and writing their responses although the
     # client reads none, so the responses pile up in memory. The channel
-    # therefore holds the end of a request back, and stops reading, until the
+    # therefore delays the end of a request, and stops reading, until the
     # send buffer has drained.
     _held_request: Any = None
 

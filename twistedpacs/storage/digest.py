@@ -94,7 +94,7 @@ def hash_stored(txn: lmdb.Transaction, dbs: Databases, record: dict[str, Any]) -
 
 def record_digest(txn: lmdb.Transaction, dbs: Databases, op: DigestOp) -> None:
     """
-    Write the MD5 into the instance record, if the record still holds the
+    Write the MD5 into the instance record, if the record still names the
     same blob, and delete the mark.
     """
     if op.keep_mark:

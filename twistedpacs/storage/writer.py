@@ -415,7 +415,7 @@ class Writer:
             self._discard(txn, state)
             return
         streamed = state.chunks_written
-        held = False
+        buffers_kept = False
         child = self._env.begin(write=True, parent=txn)
         try:
             answer.result = self._finish(child, op)
@@ -442,11 +442,11 @@ class Writer:
             state.failed = answer.error
             self._discard(txn, state)
         else:
-            held = self._plan_digest(op, answer.result, streamed, size, batch)
+            buffers_kept = self._plan_digest(op, answer.result, streamed, size, batch)
         # Buffers that the digest thread still reads stay counted in the flow
         # control until their digest comes back, so the global bound covers
         # them too.
-        batch.account(state, size, release=not held)
+        batch.account(state, size, release=not buffers_kept)
 
     def _plan_digest(
         self,
