@@ -1,6 +1,6 @@
 """
-Tests for pipelined HTTP requests from a client that does not read the
-responses.
+Tests for how the HTTP channel reads: its read size, and pipelined requests
+from a client that does not read the responses.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from twisted.web.server import Request, Site
 from tests import fixtures
 from tests.server import ServerProcess
 from twistedpacs.config import MIB
-from twistedpacs.rest.upload import UploadChannel
+from twistedpacs.rest.upload import READ_SIZE, UploadChannel
 
 _GET = b"GET /system HTTP/1.1\r\nHost: pacs\r\n\r\n"
 
@@ -39,6 +39,30 @@ def _channel() -> tuple[Any, StringTransport]:
     transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 6))
     channel.makeConnection(transport)
     return channel, transport
+
+
+class _TCPLikeTransport(StringTransport):
+    # twisted.internet.tcp.Connection reads up to bufferSize bytes at a time.
+    bufferSize = 64 * 1024
+
+
+class ReadSizeTests(SynchronousTestCase):
+    """
+    The channel asks for 1 MiB per read, so a 0.5 MB upload takes one trip
+    through the reactor instead of eight.
+    """
+
+    def test_read_size(self) -> None:
+        """
+        On a transport with a read size, the channel raises it to 1 MiB.
+        """
+        site = Site(_Answer(), reactor=Clock())
+        site.protocol = UploadChannel  # type: ignore[assignment]
+        channel: Any = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5))
+        transport = _TCPLikeTransport()
+        channel.makeConnection(transport)
+        self.assertEqual(transport.bufferSize, READ_SIZE)
+        self.assertEqual(READ_SIZE, MIB)
 
 
 class HeldRequestTests(SynchronousTestCase):
