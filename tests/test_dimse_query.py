@@ -10,7 +10,8 @@ from typing import Any
 from pydicom.dataset import Dataset
 from twisted.trial.unittest import SynchronousTestCase
 
-from twistedpacs.dimse.move import SubOperations, dataset_offset, proposed_contexts
+from twistedpacs.dimse.move import SubOperations
+from twistedpacs.dimse.outgoing import dataset_offset, proposed_contexts
 from twistedpacs.dimse.query import (
     EXPLICIT_VR_BIG_ENDIAN,
     IMPLICIT_VR_LITTLE_ENDIAN,

@@ -6,17 +6,20 @@ TwistedPACS server as the remote PACS of the REST routes.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from typing import Any
 
 import pydicom
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+from tests import fixtures
 from tests.fixtures import make_dataset, part10_bytes
 from tests.server import ServerProcess, free_port
 
@@ -189,7 +192,7 @@ class _StoreSCP:
 
 
 def _data_set(file_bytes: bytes) -> bytes:
-    from twistedpacs.dimse.move import dataset_offset
+    from twistedpacs.dimse.outgoing import dataset_offset
 
     return file_bytes[dataset_offset(file_bytes) :]
 
@@ -441,3 +444,122 @@ class PynetdicomMoveTests(SynchronousTestCase):
         self.assertEqual(originator.strip(), "QA_SCU")
         self.assertEqual(stored.SOPInstanceUID, dataset.SOPInstanceUID)
         self.assertEqual(stored.PixelData, dataset.PixelData)
+
+
+MIB = 1024 * 1024
+
+
+class LargeMoveTests(SynchronousTestCase):
+    """
+    A 60 MB instance sent to a storescp streams from the store, so the
+    server's memory does not grow with the instance's size.
+    """
+
+    def setUp(self) -> None:
+        _require("movescu")
+        self.destination = _StoreSCP("DEST", pdu=131072)
+        self.addCleanup(self.destination.stop)
+        self.server = ServerProcess(
+            aet=AET,
+            config={
+                "DicomModalities": {
+                    "dest": ["DEST", "127.0.0.1", self.destination.port]
+                }
+            },
+        )
+        self.addCleanup(self.server.stop)
+        directory = tempfile.mkdtemp(prefix="large-move-")
+        self.addCleanup(shutil.rmtree, directory)
+        self.path = os.path.join(directory, "large.dcm")
+        fixtures.large_native_file(self.path, 60 * 1000 * 1000)
+        header = pydicom.dcmread(self.path, stop_before_pixels=True)
+        self.study = str(header.StudyInstanceUID)
+        connection = http.client.HTTPConnection(
+            "127.0.0.1", self.server.http_port, timeout=120
+        )
+        with open(self.path, "rb") as stream:
+            connection.request(
+                "POST",
+                "/instances",
+                body=stream,
+                headers={"Content-Length": str(os.path.getsize(self.path))},
+            )
+            response = connection.getresponse()
+            self.instance = json.loads(response.read())["ID"]
+        connection.close()
+        self.assertEqual(response.status, 200)
+
+    def _peak_rss_during(self, action: Any) -> tuple[Any, int]:
+        baseline = self.server.rss_anon()
+        peak = [baseline]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], self.server.rss_anon())
+                time.sleep(0.01)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            result = action()
+        finally:
+            done.set()
+            sampler.join()
+        return result, peak[0] - baseline
+
+    def _received_data_set(self) -> bytes:
+        (received,) = self.destination.files()
+        return _data_set(received)
+
+    def _sent_data_set(self) -> bytes:
+        with open(self.path, "rb") as stream:
+            return _data_set(stream.read())
+
+    def test_movescu_large_instance(self) -> None:
+        """
+        movescu moves the instance intact, and the server's RssAnon grows by
+        less than 16 MiB while it sends 60 MB.
+        """
+
+        def move() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [
+                    "movescu",
+                    "-S",
+                    "-aet",
+                    "QA_SCU",
+                    "-aec",
+                    AET,
+                    "-aem",
+                    "DEST",
+                    "-k",
+                    "QueryRetrieveLevel=STUDY",
+                    "-k",
+                    "StudyInstanceUID=" + self.study,
+                    "127.0.0.1",
+                    str(self.server.dicom_port),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+
+        done, growth = self._peak_rss_during(move)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertLess(growth, 16 * MIB, f"RssAnon grew by {growth / MIB:.1f} MiB")
+        self.assertEqual(self._received_data_set(), self._sent_data_set())
+
+    def test_rest_store_large_instance(self) -> None:
+        """
+        POST /modalities/dest/store sends the instance intact, with the same
+        bound on memory.
+        """
+        body = json.dumps([self.instance]).encode()
+        (status, answer), growth = self._peak_rss_during(
+            lambda: self.server.request("POST", "/modalities/dest/store", body)
+        )
+        self.assertEqual(status, 200, answer)
+        self.assertEqual(answer["FailedInstancesCount"], 0)
+        self.assertLess(growth, 16 * MIB, f"RssAnon grew by {growth / MIB:.1f} MiB")
+        self.assertEqual(self._received_data_set(), self._sent_data_set())

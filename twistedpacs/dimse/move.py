@@ -15,7 +15,6 @@ an unknown destination and 0xFE00 after a C-CANCEL-RQ.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +37,12 @@ from twistedpacs.dimse.query import (
     parse_query,
     search,
 )
-from twistedpacs.dimse.scu import ProposedContext, ServiceUser, associate
+from twistedpacs.dimse.outgoing import (
+    choose_context,
+    proposed_contexts,
+    send_stored_instance,
+)
+from twistedpacs.dimse.scu import ServiceUser, associate
 from twistedpacs.dimse.status import (
     CANCEL,
     PENDING,
@@ -56,23 +60,10 @@ from twistedpacs.ul.negotiation import AcceptedContext
 __all__ = [
     "MoveOperation",
     "SubOperations",
-    "choose_context",
-    "convert_little_endian",
-    "dataset_offset",
     "find_modality",
-    "proposed_contexts",
 ]
 
 IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
-EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
-_LITTLE_ENDIAN_SYNTAXES = (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN)
-
-# A sub-association proposes at most 128 presentation contexts (PS3.8).
-_MAXIMUM_CONTEXTS = 128
-
-_EXPLICIT_HEADER = struct.Struct("<HH2sH")
-_LONG_LENGTH_VRS = frozenset((b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC"))
-_LONG_LENGTH_VRS |= frozenset((b"UN", b"UR", b"UT", b"SV", b"UV"))
 
 
 def find_modality(settings: Settings, aet: str) -> tuple[str, str, int] | None:
@@ -83,79 +74,6 @@ def find_modality(settings: Settings, aet: str) -> tuple[str, str, int] | None:
     for entry in settings.dicom_modalities.values():
         if entry[0] == aet:
             return entry
-    return None
-
-
-def dataset_offset(file_bytes: bytes | memoryview) -> int:
-    """
-    Return where the data set starts in a stored file: after the preamble,
-    C{DICM} and the File Meta group, or 0 for a bare data set.
-    """
-    view = memoryview(file_bytes)
-    if len(view) < 132 or bytes(view[128:132]) != b"DICM":
-        return 0
-    offset = 132
-    # The File Meta group is Explicit VR Little Endian (PS3.10 section 7.1).
-    while offset + 8 <= len(view):
-        group, _, vr, short_length = _EXPLICIT_HEADER.unpack_from(view, offset)
-        if group != 0x0002:
-            return offset
-        if vr in _LONG_LENGTH_VRS:
-            (length,) = struct.unpack_from("<L", view, offset + 8)
-            offset += 12 + length
-        else:
-            offset += 8 + short_length
-    return offset
-
-
-def convert_little_endian(data: bytes, source: str, target: str) -> bytes:
-    """
-    Re-encode a data set between Implicit and Explicit VR Little Endian.
-    """
-    from io import BytesIO
-
-    from pydicom.filebase import DicomBytesIO
-    from pydicom.filereader import read_dataset
-    from pydicom.filewriter import write_dataset
-
-    dataset = read_dataset(BytesIO(data), source == IMPLICIT_VR_LITTLE_ENDIAN, True)
-    buffer = DicomBytesIO()
-    buffer.is_little_endian = True
-    buffer.is_implicit_VR = target == IMPLICIT_VR_LITTLE_ENDIAN
-    write_dataset(buffer, dataset)
-    return buffer.getvalue()
-
-
-def proposed_contexts(pairs: set[tuple[str, str]]) -> list[ProposedContext]:
-    """
-    Build the presentation contexts of a sub-association: one per stored SOP
-    class and transfer syntax, and for a SOP class stored in little endian a
-    context that also offers the other little endian syntax.
-
-    @raise ValueError: if more than 128 contexts would be needed.
-    """
-    contexts = [ProposedContext(sop, (syntax,)) for sop, syntax in sorted(pairs)]
-    little = sorted({sop for sop, syntax in pairs if syntax in _LITTLE_ENDIAN_SYNTAXES})
-    contexts += [ProposedContext(sop, _LITTLE_ENDIAN_SYNTAXES) for sop in little]
-    if len(contexts) > _MAXIMUM_CONTEXTS:
-        raise ValueError(f"{len(contexts)} presentation contexts needed")
-    return contexts
-
-
-def choose_context(
-    user: ServiceUser, sop_class_uid: str, transfer_syntax: str
-) -> AcceptedContext | None:
-    """
-    Return the accepted context to send an instance on: one in its stored
-    transfer syntax, or for little endian data in the other little endian.
-    """
-    exact = user.context_for(sop_class_uid, transfer_syntax)
-    if exact is not None or transfer_syntax not in _LITTLE_ENDIAN_SYNTAXES:
-        return exact
-    for syntax in _LITTLE_ENDIAN_SYNTAXES:
-        context = user.context_for(sop_class_uid, syntax)
-        if context is not None:
-            return context
     return None
 
 
@@ -403,19 +321,18 @@ class MoveOperation:
             )
             return None
         try:
-            file_bytes = yield self._store.read_file(instance_id)
-            if file_bytes is None:
-                return None
-            data = bytes(memoryview(file_bytes)[dataset_offset(file_bytes) :])
-            if context.transfer_syntax != syntax:
-                data = convert_little_endian(data, syntax, context.transfer_syntax)
-            response = yield user.store(
+            response = yield send_stored_instance(
+                self._store,
+                user,
                 context,
+                instance_id,
                 uid,
-                data,
+                syntax,
                 move_originator_aet=self._host.calling_ae_title,
                 move_originator_message_id=self.request.message_id,
             )
+            if response is None:
+                return None
         except Exception as error:
             self.log.info(
                 "C-MOVE: sending {sop_instance_uid} failed: {error}",

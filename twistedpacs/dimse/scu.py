@@ -10,12 +10,13 @@ fragmented for the Maximum Length the acceptor announced.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol as TypingProtocol
 
-from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.defer import Deferred, DeferredLock, inlineCallbacks
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from twistedpacs.dicom.part10 import (
     IMPLEMENTATION_CLASS_UID,
@@ -58,6 +59,7 @@ from twistedpacs.ul.pdu import (
 
 __all__ = [
     "DIMSEFailure",
+    "DataSetSource",
     "ProposedContext",
     "ServiceUser",
     "associate",
@@ -92,6 +94,18 @@ class ProposedContext:
         EXPLICIT_VR_LITTLE_ENDIAN,
         IMPLICIT_VR_LITTLE_ENDIAN,
     )
+
+
+class DataSetSource(TypingProtocol):
+    """
+    A data set read piece by piece, such as a stored instance.
+    """
+
+    def read_next(self) -> Deferred[bytes | memoryview | None]:
+        """
+        Return a L{Deferred} firing with the next piece, or with L{None}
+        after the last one.
+        """
 
 
 class _Request:
@@ -169,13 +183,18 @@ class ServiceUser:
         self,
         context: AcceptedContext,
         sop_instance_uid: str,
-        dataset: bytes,
+        dataset: bytes | DataSetSource,
         move_originator_aet: str | None = None,
         move_originator_message_id: int | None = None,
     ) -> Deferred[CStoreRSP]:
         """
         Send a C-STORE-RQ with C{dataset}, encoded in the context's transfer
         syntax, and return a Deferred that fires with the C-STORE-RSP.
+
+        @param dataset: the data set, whole or as a L{DataSetSource}, which
+            is sent piece by piece as the transport drains. A source that
+            fails aborts the association, since the peer cannot tell a
+            half-sent data set from a whole one.
         """
         return self._exchange(
             context,
@@ -281,7 +300,7 @@ class ServiceUser:
         self,
         context: AcceptedContext,
         build: Callable[[int], Any],
-        dataset: bytes | None,
+        dataset: bytes | DataSetSource | None,
         on_pending: Callable[[Command, bytes | None], None] | None = None,
     ) -> Deferred[Any]:
         def run(lock: Any) -> Deferred[Any]:
@@ -291,8 +310,17 @@ class ServiceUser:
             self._next_id = self._next_id % 0xFFFF + 1
             request = _Request(message_id, on_pending)
             self._current = request
-            self._send(context.context_id, build(message_id), dataset)
-            return request.done
+            if dataset is None or isinstance(dataset, bytes):
+                self._send(context.context_id, build(message_id), dataset)
+                return request.done
+            self._send(context.context_id, build(message_id), None)
+            sending = self._send_source(context.context_id, dataset)
+            # The lock is held until the last fragment is out, even when the
+            # peer answers early, so no other message interleaves with it.
+            sending.addCallbacks(
+                lambda _: request.done, self._source_failed, errbackArgs=(request,)
+            )
+            return sending
 
         def finished(result: tuple[Command, bytes | None]) -> Command:
             return result[0]
@@ -302,14 +330,50 @@ class ServiceUser:
         return running
 
     def _send(self, context_id: int, command: Any, dataset: bytes | None) -> None:
-        limit = self.peer_maximum_length or PDU_LENGTH_FOR_UNLIMITED_PEER
-        step = max(limit - PDV_ITEM_OVERHEAD, 2) & ~1
+        step = self._step()
         self._send_fragments(context_id, encode_command(command), step, PDV_COMMAND)
         if dataset is not None:
             self._send_fragments(context_id, dataset, step, 0)
 
+    def _step(self) -> int:
+        limit = self.peer_maximum_length or PDU_LENGTH_FOR_UNLIMITED_PEER
+        return max(limit - PDV_ITEM_OVERHEAD, 2) & ~1
+
+    @inlineCallbacks
+    def _send_source(
+        self, context_id: int, source: DataSetSource
+    ) -> Iterator[Deferred[Any]]:
+        step = self._step()
+        piece = yield source.read_next()
+        if piece is None:
+            raise DIMSEFailure("the data set to send is empty")
+        while piece is not None:
+            # The next piece tells whether this one ends the data set. It is
+            # read while the transport sends the previous one.
+            following = yield source.read_next()
+            yield self._protocol.writable()
+            if self._ended is not None:
+                raise self._ended
+            self._send_fragments(context_id, piece, step, 0, last=following is None)
+            piece = following
+
+    def _source_failed(self, reason: Failure, request: _Request) -> Failure:
+        request.done.addErrback(lambda _: None)
+        if self._ended is None:
+            self.log.warn(  # noqa: G010 (twisted.logger has no warning method)
+                "Sending a data set failed, aborting the association: {error}",
+                error=reason.getErrorMessage(),
+            )
+            self.abort()
+        return reason
+
     def _send_fragments(
-        self, context_id: int, payload: bytes, step: int, flags: int
+        self,
+        context_id: int,
+        payload: bytes | memoryview,
+        step: int,
+        flags: int,
+        last: bool = True,
     ) -> None:
         from twistedpacs.ul.pdu import PresentationDataValue
 
@@ -318,7 +382,7 @@ class ServiceUser:
         offset = 0
         while True:
             end = min(offset + step, size)
-            header = flags | (PDV_LAST_FRAGMENT if end == size else 0)
+            header = flags | (PDV_LAST_FRAGMENT if last and end == size else 0)
             fragment = bytes(view[offset:end])
             pdv = PresentationDataValue(context_id, header, fragment)
             self._protocol.send_pdata(PDataTF((pdv,)))

@@ -26,11 +26,10 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from twistedpacs.dicom.tags import _tags_json
-from twistedpacs.dimse.move import (
+from twistedpacs.dimse.outgoing import (
     choose_context,
-    convert_little_endian,
-    dataset_offset,
     proposed_contexts,
+    send_stored_instance,
 )
 from twistedpacs.dimse.query import (
     PATIENT_ROOT_FIND,
@@ -228,16 +227,14 @@ class ModalityService:
         context = choose_context(user, sop_class, syntax)
         if context is None:
             return False
-        file_bytes = yield self._api.store.read_file(instance_id)
-        if file_bytes is None:
-            return False
-        data = bytes(memoryview(file_bytes)[dataset_offset(file_bytes) :])
-        if context.transfer_syntax != syntax:
-            data = convert_little_endian(data, syntax, context.transfer_syntax)
         try:
-            response = yield user.store(context, uid, data)
+            response = yield send_stored_instance(
+                self._api.store, user, context, instance_id, uid, syntax
+            )
         except Exception as error:
             log.info("C-STORE of {uid} failed: {error}", uid=uid, error=str(error))
+            return False
+        if response is None:
             return False
         return status_category(response.status) is not StatusCategory.FAILURE
 

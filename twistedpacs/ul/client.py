@@ -87,6 +87,33 @@ class PDVReceiver(TypingProtocol):
         """
 
 
+class _SendWindow:
+    """
+    The producer a requestor connection registers with its transport, so
+    that a sender of a large data set waits while the write buffer is full.
+    """
+
+    def __init__(self, protocol: DICOMClientProtocol) -> None:
+        self._protocol = protocol
+
+    def pauseProducing(self) -> None:
+        """
+        Hold senders back: the peer reads slower than we write.
+        """
+        self._protocol._set_write_paused(True)
+
+    def resumeProducing(self) -> None:
+        """
+        Let senders go on: the write buffer has drained.
+        """
+        self._protocol._set_write_paused(False)
+
+    def stopProducing(self) -> None:
+        """
+        Do nothing: C{connectionLost} follows and wakes the senders.
+        """
+
+
 class DICOMClientProtocol(Protocol):
     """
     One requestor connection and the association on it.
@@ -134,6 +161,8 @@ class DICOMClientProtocol(Protocol):
         self._ended = False
         self._release_confirmed = False
         self._end_reason: Exception = AssociationAborted("association ended")
+        self._write_paused = False
+        self._write_waiters: list[Deferred[None]] = []
 
     # Twisted callbacks
 
@@ -142,7 +171,32 @@ class DICOMClientProtocol(Protocol):
         set_no_delay = getattr(transport, "setTcpNoDelay", None)
         if set_no_delay is not None:
             set_no_delay(True)
+        register = getattr(transport, "registerProducer", None)
+        if register is not None:
+            register(_SendWindow(self), True)
         self.machine.transport_connected()
+
+    def writable(self) -> Deferred[None]:
+        """
+        Return a L{Deferred} that fires once the transport's write buffer has
+        room again (at once when it has), or when the connection is gone.
+        """
+        waiter: Deferred[None] = Deferred()
+        if self._write_paused and not self._ended:
+            self._write_waiters.append(waiter)
+        else:
+            waiter.callback(None)
+        return waiter
+
+    def _set_write_paused(self, paused: bool) -> None:
+        self._write_paused = paused
+        if not paused:
+            self._wake_writers()
+
+    def _wake_writers(self) -> None:
+        waiters, self._write_waiters = self._write_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
 
     def dataReceived(self, data: bytes) -> None:
         buffer = self._buffer
@@ -207,6 +261,7 @@ class DICOMClientProtocol(Protocol):
         if self._ended:
             return
         self._ended = True
+        self._wake_writers()
         if not self.accepted.called:
             self.accepted.errback(reason)
         if self.receiver is not None:
