@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import time
 
@@ -129,21 +128,6 @@ class DigestTests(TestCase):
         md5 = await self.wait_for_md5(store, entry.ids.instance)
         self.assertEqual(md5, hashlib.md5(PREFIX + data).hexdigest())
         self.assertEqual(keys_of(store, "unhashed"), [])
-
-    async def test_lowest_priority(self) -> None:
-        """
-        The digest thread runs at nice 19, so on a busy machine the threads
-        that acknowledge instances get the CPU first.
-        """
-        store = open_store(self)
-        entry = make_entry(prefix=PREFIX)
-        await store_bytes(store, payload(1000), entry)
-        await self.wait_for_md5(store, entry.ids.instance)
-        digester = store.writer._digester
-        assert digester is not None
-        thread_id = digester._thread.native_id
-        assert thread_id is not None
-        self.assertEqual(os.getpriority(os.PRIO_PROCESS, thread_id), 19)
 
     async def test_streamed_instance(self) -> None:
         """

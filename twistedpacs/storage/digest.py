@@ -15,7 +15,6 @@ digest. A reader that finds no C{FileMD5} yet hashes the stored bytes itself.
 from __future__ import annotations
 
 import hashlib
-import os
 import queue
 import threading
 from collections.abc import Callable
@@ -79,17 +78,6 @@ class DigestOp:
 
 class _Stop:
     pass
-
-
-def _lower_priority() -> None:
-    """
-    Give the calling thread the lowest CPU priority (nice 19), where the OS
-    has per-thread priorities.
-    """
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    except (AttributeError, OSError):
-        pass
 
 
 def hash_stored(txn: lmdb.Transaction, dbs: Databases, record: dict[str, Any]) -> str:
@@ -195,7 +183,6 @@ class Digester:
         self._thread.join()
 
     def _run(self) -> None:
-        _lower_priority()
         while True:
             job = self._jobs.get()
             if isinstance(job, _Stop):
