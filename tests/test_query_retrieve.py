@@ -7,6 +7,7 @@ TwistedPACS server as the remote PACS of the REST routes.
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import shutil
@@ -468,12 +469,14 @@ class LargeMoveTests(SynchronousTestCase):
             },
         )
         self.addCleanup(self.server.stop)
+
         directory = tempfile.mkdtemp(prefix="large-move-")
         self.addCleanup(shutil.rmtree, directory)
         self.path = os.path.join(directory, "large.dcm")
         fixtures.large_native_file(self.path, 60 * 1000 * 1000)
         header = pydicom.dcmread(self.path, stop_before_pixels=True)
         self.study = str(header.StudyInstanceUID)
+
         connection = http.client.HTTPConnection(
             "127.0.0.1", self.server.http_port, timeout=120
         )
@@ -550,6 +553,45 @@ class LargeMoveTests(SynchronousTestCase):
         self.assertLess(growth, 16 * MIB, f"RssAnon grew by {growth / MIB:.1f} MiB")
         self.assertEqual(self._received_data_set(), self._sent_data_set())
 
+    def test_getscu_large_instance(self) -> None:
+        """
+        getscu retrieves the instance intact over its own association, with
+        the same bound on memory.
+        """
+        _require("getscu")
+        directory = tempfile.mkdtemp(prefix="getscu-large-")
+        self.addCleanup(shutil.rmtree, directory)
+
+        def get() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [
+                    "getscu",
+                    "-S",
+                    "-aet",
+                    "QA_SCU",
+                    "-aec",
+                    AET,
+                    "-od",
+                    directory,
+                    "-k",
+                    "QueryRetrieveLevel=STUDY",
+                    "-k",
+                    "StudyInstanceUID=" + self.study,
+                    "127.0.0.1",
+                    str(self.server.dicom_port),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+
+        done, growth = self._peak_rss_during(get)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertLess(growth, 16 * MIB, f"RssAnon grew by {growth / MIB:.1f} MiB")
+        (name,) = os.listdir(directory)
+        with open(os.path.join(directory, name), "rb") as stream:
+            self.assertEqual(_data_set(stream.read()), self._sent_data_set())
+
     def test_rest_store_large_instance(self) -> None:
         """
         POST /modalities/dest/store sends the instance intact, with the same
@@ -563,3 +605,141 @@ class LargeMoveTests(SynchronousTestCase):
         self.assertEqual(answer["FailedInstancesCount"], 0)
         self.assertLess(growth, 16 * MIB, f"RssAnon grew by {growth / MIB:.1f} MiB")
         self.assertEqual(self._received_data_set(), self._sent_data_set())
+
+
+class GetSCPTests(SynchronousTestCase):
+    """
+    C-GET: the instances come back on the requestor's own association.
+    """
+
+    def setUp(self) -> None:
+        self.server = ServerProcess(aet=AET)
+        self.addCleanup(self.server.stop)
+        study = fixtures.new_uid()
+        self.files = {}
+        for index in range(2):
+            dataset = make_dataset(
+                study_uid=study, rows=100, columns=100, pixel_value=index + 1
+            )
+            self.files[dataset.SOPInstanceUID] = part10_bytes(dataset)
+            status, _ = self.server.request(
+                "POST", "/instances", self.files[dataset.SOPInstanceUID]
+            )
+            assert status == 200
+        self.study = study
+
+    def test_getscu_study(self) -> None:
+        """
+        DCMTK getscu retrieves both instances of a study, their data sets
+        byte for byte.
+        """
+        _require("getscu")
+        directory = tempfile.mkdtemp(prefix="getscu-")
+        self.addCleanup(shutil.rmtree, directory)
+        done = subprocess.run(
+            [
+                "getscu",
+                "-S",
+                "-aet",
+                "QA_SCU",
+                "-aec",
+                AET,
+                "-od",
+                directory,
+                "-k",
+                "QueryRetrieveLevel=STUDY",
+                "-k",
+                "StudyInstanceUID=" + self.study,
+                "127.0.0.1",
+                str(self.server.dicom_port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.assertEqual(done.returncode, 0, done.stderr)
+
+        received = {}
+        for name in os.listdir(directory):
+            with open(os.path.join(directory, name), "rb") as stream:
+                data = stream.read()
+            received[str(pydicom.dcmread(io.BytesIO(data)).SOPInstanceUID)] = data
+        self.assertEqual(sorted(received), sorted(self.files))
+        for uid, sent in self.files.items():
+            self.assertEqual(_data_set(received[uid]), _data_set(sent))
+
+    def _pynetdicom_get(self, scp_role: bool) -> tuple[list[Any], list[Any]]:
+        try:
+            from pynetdicom import AE, build_role, evt
+            from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+                SecondaryCaptureImageStorage,
+                StudyRootQueryRetrieveInformationModelGet,
+                Verification,
+            )
+        except ImportError:
+            raise SkipTest("pynetdicom is not installed")
+        received: list[Any] = []
+
+        def on_store(event: Any) -> int:
+            received.append(event.dataset)
+            return 0x0000
+
+        entity = AE(ae_title="QA_SCU")
+        entity.acse_timeout = entity.dimse_timeout = entity.network_timeout = 30
+        entity.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+        entity.add_requested_context(SecondaryCaptureImageStorage)
+        entity.add_requested_context(Verification)
+        roles = [build_role(SecondaryCaptureImageStorage, scp_role=True)]
+        association = entity.associate(
+            "127.0.0.1",
+            self.server.dicom_port,
+            ae_title=AET,
+            ext_neg=roles if scp_role else [],
+            evt_handlers=[(evt.EVT_C_STORE, on_store)],
+        )
+        self.assertTrue(association.is_established)
+        query = pydicom.Dataset()
+        query.QueryRetrieveLevel = "STUDY"
+        query.StudyInstanceUID = self.study
+        try:
+            responses = list(
+                association.send_c_get(query, StudyRootQueryRetrieveInformationModelGet)
+            )
+            self.assertEqual(association.send_c_echo().Status, 0x0000)
+        finally:
+            association.release()
+        return responses, received
+
+    def test_pynetdicom_get(self) -> None:
+        """
+        pynetdicom, taking the Storage SCP role, receives both instances; a
+        Pending C-GET-RSP follows the first and the final one counts two
+        completed sub-operations.
+        """
+        responses, received = self._pynetdicom_get(scp_role=True)
+        statuses = [status.Status for status, _ in responses]
+        self.assertEqual(statuses, [0xFF00, 0x0000])
+        final = responses[-1][0]
+        self.assertEqual(final.NumberOfCompletedSuboperations, 2)
+        self.assertEqual(final.NumberOfFailedSuboperations, 0)
+        self.assertEqual(
+            sorted(dataset.SOPInstanceUID for dataset in received), sorted(self.files)
+        )
+        for dataset in received:
+            sent = pydicom.dcmread(io.BytesIO(self.files[dataset.SOPInstanceUID]))
+            self.assertEqual(dataset.PixelData, sent.PixelData)
+
+    def test_pynetdicom_get_without_role(self) -> None:
+        """
+        Without the Storage SCP role, nothing can be sent back: both
+        sub-operations fail, and the final status 0xB000 lists both
+        instances.
+        """
+        responses, received = self._pynetdicom_get(scp_role=False)
+        self.assertEqual(received, [])
+        final, identifier = responses[-1]
+        self.assertEqual(final.Status, 0xB000)
+        self.assertEqual(final.NumberOfFailedSuboperations, 2)
+        self.assertEqual(
+            sorted(identifier.FailedSOPInstanceUIDList), sorted(self.files)
+        )

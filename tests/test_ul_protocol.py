@@ -400,20 +400,62 @@ class NegotiationTests(SynchronousTestCase):
 
     def test_negotiate_roles_and_window(self) -> None:
         """
-        Role selection keeps the requestor's SCU role and rejects its SCP
-        role, and an asynchronous operations window is answered with 1/1.
+        Role selection keeps the requestor's SCU role, and its SCP role for
+        a storage class (which a C-GET sends on) but not for a query class;
+        an asynchronous operations window is answered with 1/1.
         """
-        roles = _item(
-            0x54, struct.pack(">H", 25) + CT_IMAGE_STORAGE.encode() + b"\x01\x01"
-        )
+        study_find = "1.2.840.10008.5.1.4.1.2.2.1"
+
+        def role(uid: str, flags: bytes) -> bytes:
+            return _item(0x54, struct.pack(">H", len(uid)) + uid.encode() + flags)
+
         window = _item(0x53, struct.pack(">HH", 5, 5))
         output = _Connection().associate(
-            contexts=[(1, CT_IMAGE_STORAGE, [IMPLICIT_LE])],
-            extra_sub_items=window + roles,
+            contexts=[
+                (1, CT_IMAGE_STORAGE, [IMPLICIT_LE]),
+                (3, study_find, [IMPLICIT_LE]),
+            ],
+            extra_sub_items=window
+            + role(CT_IMAGE_STORAGE, b"\x01\x01")
+            + role(study_find, b"\x01\x01"),
         )
         self.assertIn(_item(0x53, struct.pack(">HH", 1, 1)), output)
-        expected_role = struct.pack(">H", 25) + CT_IMAGE_STORAGE.encode() + b"\x01\x00"
-        self.assertIn(_item(0x54, expected_role), output)
+        self.assertIn(role(CT_IMAGE_STORAGE, b"\x01\x01"), output)
+        self.assertIn(role(study_find, b"\x01\x00"), output)
+
+    def test_negotiate_requestor_scp_classes(self) -> None:
+        """
+        The storage classes whose SCP role the requestor took are the ones a
+        C-GET may send on; a storage class proposed without the SCP role is
+        not among them.
+        """
+        from twistedpacs.ul.negotiation import negotiate
+        from twistedpacs.ul.pdu import (
+            AAssociateRQ,
+            MaximumLength,
+            PresentationContextRQ,
+            SCPSCURoleSelection,
+            UserInformation,
+        )
+
+        mr = "1.2.840.10008.5.1.4.1.1.4"
+        rq = AAssociateRQ(
+            called_ae_title="TWISTEDPACS",
+            calling_ae_title="QA_SCU",
+            presentation_contexts=(
+                PresentationContextRQ(1, CT_IMAGE_STORAGE, (IMPLICIT_LE,)),
+                PresentationContextRQ(3, mr, (IMPLICIT_LE,)),
+            ),
+            user_information=UserInformation(
+                (
+                    MaximumLength(16384),
+                    SCPSCURoleSelection(CT_IMAGE_STORAGE, False, True),
+                    SCPSCURoleSelection(mr, True, False),
+                )
+            ),
+        )
+        negotiation = negotiate(rq, Settings(aet="TWISTEDPACS"))
+        self.assertEqual(negotiation.requestor_scp_classes, {CT_IMAGE_STORAGE})
 
     def test_negotiate_storage_classes_and_syntaxes(self) -> None:
         """
@@ -1095,15 +1137,13 @@ class ServiceTests(SynchronousTestCase):
         )
         self.assertEqual(connection.store.instances, {})
 
-    def test_c_get_unsupported(self) -> None:
+    def test_c_get_on_storage_context(self) -> None:
         """
-        A C-GET-RQ gets a 0x0211 response once its identifier arrived.
+        A C-GET-RQ on a context that is not a GET model's gets a 0x0211
+        response once its identifier arrived.
         """
-        settings = Settings(aet="TWISTEDPACS", unknown_sop_class_accepted=True)
         get_model = "1.2.840.10008.5.1.4.1.2.1.3"
-        connection = self._associated(
-            settings, contexts=[(1, get_model, [IMPLICIT_LE])]
-        )
+        connection = self._associated(contexts=[(1, CT_IMAGE_STORAGE, [IMPLICIT_LE])])
         command = encode_command(CGetRQ(message_id=8, affected_sop_class_uid=get_model))
         connection.feed(_pdata(_pdv(1, 0x03, command)))
         self.assertEqual(connection.take(), b"")
@@ -1117,6 +1157,18 @@ class ServiceTests(SynchronousTestCase):
                 affected_sop_class_uid=get_model,
             ),
         )
+
+    def test_stray_store_response_ignored(self) -> None:
+        """
+        A C-STORE-RSP when no C-GET runs is ignored, and the association
+        goes on.
+        """
+        connection = self._associated()
+        stray = encode_command(CStoreRSP(message_id_being_responded_to=5, status=0))
+        connection.feed(_pdata(_pdv(3, 0x03, stray)))
+        self.assertEqual(connection.take(), b"")
+        connection.feed(_pdata(_pdv(1, 0x03, _echo_rq(6))))
+        self.assertEqual(_statuses(connection.take()), [0x0000])
 
     def test_null_store(self) -> None:
         """

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_dimse_query -*-
 """
-The C-MOVE SCP of the Patient Root and Study Root Query/Retrieve Information
-Models (PS3.4 section C.4.2).
+The C-MOVE and C-GET SCPs of the Patient Root and Study Root Query/Retrieve
+Information Models (PS3.4 sections C.4.2 and C.4.3).
 
 A L{MoveOperation} answers one C-MOVE-RQ. It resolves the identifier to
 stored instances with the C-FIND matcher, looks the Move Destination up by
@@ -11,24 +11,30 @@ and Message ID. A Pending C-MOVE-RSP with the sub-operation counts follows
 each sub-operation, then the final one: 0x0000, 0xB000 when any failed or
 had a warning, 0xA702 when the destination could not be reached, 0xA801 for
 an unknown destination and 0xFE00 after a C-CANCEL-RQ.
+
+A L{GetOperation} answers a C-GET-RQ the same way, except that it sends the
+C-STORE-RQs back on the association the C-GET-RQ arrived on, on the storage
+contexts for which the requestor took the SCP role, and answers with
+C-GET-RSPs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol as TypingProtocol
 
 from pydicom.dataset import Dataset
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.task import Cooperator
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from twistedpacs.config import Settings
-from twistedpacs.dimse.commands import CMoveRQ, CMoveRSP
+from twistedpacs.dimse.commands import CGetRQ, CGetRSP, CMoveRQ, CMoveRSP, CStoreRSP
 from twistedpacs.dimse.find import OperationHost
 from twistedpacs.dimse.query import (
+    GET_SOP_CLASSES,
     MOVE_SOP_CLASSES,
     QueryError,
     decode_identifier,
@@ -55,10 +61,14 @@ from twistedpacs.dimse.status import (
     status_category,
 )
 from twistedpacs.model import Level
+from twistedpacs.ul.client import AssociationAborted
 from twistedpacs.ul.negotiation import AcceptedContext
+from twistedpacs.ul.pdu import ABORT_REASON_NOT_SPECIFIED
 
 __all__ = [
+    "GetOperation",
     "MoveOperation",
+    "RequestorAsSCP",
     "SubOperations",
     "find_modality",
 ]
@@ -80,7 +90,8 @@ def find_modality(settings: Settings, aet: str) -> tuple[str, str, int] | None:
 @dataclass
 class SubOperations:
     """
-    The sub-operation counts of a C-MOVE (PS3.4 section C.4.2.1.4).
+    The sub-operation counts of a C-MOVE or C-GET (PS3.4 sections C.4.2.1.4
+    and C.4.3.1.4).
     """
 
     remaining: int = 0
@@ -114,7 +125,7 @@ class SubOperations:
 
     def final_status(self, cancelled: bool) -> int:
         """
-        Return the status of the final C-MOVE-RSP.
+        Return the status of the final C-MOVE-RSP or C-GET-RSP.
         """
         if cancelled:
             return CANCEL
@@ -122,15 +133,19 @@ class SubOperations:
             return SUBOPERATIONS_COMPLETE_WITH_FAILURES
         return SUCCESS
 
-    def response(self, request: CMoveRQ, status: int, final: bool) -> CMoveRSP:
+    def response(
+        self, request: CMoveRQ | CGetRQ, status: int, final: bool
+    ) -> CMoveRSP | CGetRSP:
         """
-        Build a C-MOVE-RSP with these counts. A final response has no
-        remaining count except after a cancel (PS3.4 Table C.4-2).
+        Build a C-MOVE-RSP, or a C-GET-RSP for a C-GET-RQ, with these counts.
+        A final response has no remaining count except after a cancel (PS3.4
+        Tables C.4-2 and C.4-3).
         """
         remaining: int | None = self.remaining
         if final and status != CANCEL:
             remaining = None
-        return CMoveRSP(
+        response_type = CGetRSP if isinstance(request, CGetRQ) else CMoveRSP
+        return response_type(
             message_id_being_responded_to=request.message_id,
             status=status,
             affected_sop_class_uid=request.affected_sop_class_uid,
@@ -155,7 +170,7 @@ class MoveOperation:
         self,
         host: OperationHost,
         context: AcceptedContext,
-        request: CMoveRQ,
+        request: CMoveRQ | CGetRQ,
         identifier: bytes,
         store: Any,
         settings: Settings,
@@ -175,35 +190,49 @@ class MoveOperation:
         self._cancelled = False
         self._stopped = False
         self._user: ServiceUser | None = None
+        self._destination: tuple[str, str, int] | None = None
         self.counts = SubOperations()
+
+    service = "C-MOVE"
+    _models = MOVE_SOP_CLASSES
 
     def start(self) -> None:
         """
         Resolve the identifier and the destination, then run the
         sub-operations.
         """
-        model = MOVE_SOP_CLASSES[self._context.abstract_syntax]
+        model = self._models[self._context.abstract_syntax]
         try:
             dataset = decode_identifier(self._identifier, self._context.transfer_syntax)
             query = parse_query(dataset, model)
         except QueryError as error:
             self._finish(error.status, error.message)
             return
-        destination = find_modality(self._settings, self.request.move_destination)
-        if destination is None:
-            self.log.info(
-                "Association {association_id}: C-MOVE to unknown destination "
-                "{destination} refused with 0xA801",
-                association_id=self._host.association_id,
-                destination=self.request.move_destination,
-            )
-            self._finish(REFUSED_MOVE_DESTINATION_UNKNOWN, "Move destination unknown")
+        if not self._prepare():
             return
         instance_ids: list[str] = []
         task = self._cooperator.cooperate(self._collect(query, instance_ids))
         done = task.whenDone()
-        done.addCallback(lambda _: self._run(destination, instance_ids))
+        done.addCallback(lambda _: self._run(instance_ids))
         done.addErrback(self._failed)
+
+    def _prepare(self) -> bool:
+        """
+        Look the Move Destination up, or respond 0xA801 and return C{False}.
+        """
+        request = self.request
+        assert isinstance(request, CMoveRQ)
+        self._destination = find_modality(self._settings, request.move_destination)
+        if self._destination is None:
+            self.log.info(
+                "Association {association_id}: C-MOVE to unknown destination "
+                "{destination} refused with 0xA801",
+                association_id=self._host.association_id,
+                destination=request.move_destination,
+            )
+            self._finish(REFUSED_MOVE_DESTINATION_UNKNOWN, "Move destination unknown")
+            return False
+        return True
 
     def cancel(self) -> None:
         """
@@ -229,9 +258,7 @@ class MoveOperation:
             yield None
 
     @inlineCallbacks
-    def _run(
-        self, destination: tuple[str, str, int], instance_ids: list[str]
-    ) -> Iterator[Deferred[Any]]:
+    def _run(self, instance_ids: list[str]) -> Iterator[Deferred[Any]]:
         if self._stopped:
             return
         counts = self.counts
@@ -247,7 +274,36 @@ class MoveOperation:
             sop_class = str(metadata.get("SopClassUid", ""))
             syntax = str(metadata.get("TransferSyntax", IMPLICIT_VR_LITTLE_ENDIAN))
             stored.append((instance_id, uid, sop_class, syntax))
-        aet, host, port = destination
+        self._user = yield self._open_user(stored)
+        if self._user is None:
+            return
+        for item in stored:
+            if self._cancelled:
+                break
+            status = yield self._suboperation(*item)
+            if self._stopped:
+                return
+            counts.record(item[1], status)
+            if counts.remaining:
+                self._host.send_response(
+                    self._context.context_id,
+                    counts.response(self.request, PENDING, final=False),
+                    None,
+                )
+        user, self._user = self._user, None
+        yield self._close_user(user)
+        self._finish(counts.final_status(self._cancelled))
+
+    @inlineCallbacks
+    def _open_user(
+        self, stored: list[tuple[str, str, str, str]]
+    ) -> Iterator[Deferred[Any]]:
+        """
+        Open the sub-association to the destination. When it fails, count
+        every sub-operation failed, respond 0xA702 and return L{None}.
+        """
+        assert self._destination is not None
+        aet, host, port = self._destination
         self.log.info(
             "Association {association_id}: C-MOVE of {count} instances to "
             "{destination} at {host}:{port}",
@@ -259,7 +315,7 @@ class MoveOperation:
         )
         try:
             contexts = proposed_contexts({(item[2], item[3]) for item in stored})
-            self._user = yield self._connect(
+            user = yield self._connect(
                 self._reactor,
                 host,
                 port,
@@ -276,33 +332,30 @@ class MoveOperation:
                 destination=aet,
                 error=str(error),
             )
-            counts.fail_remaining([item[1] for item in stored])
+            self.counts.fail_remaining([item[1] for item in stored])
             self._finish(
                 REFUSED_OUT_OF_RESOURCES_SUBOPERATIONS, "Destination unreachable"
             )
-            return
-        for index, item in enumerate(stored):
-            if self._cancelled:
-                break
-            status = yield self._suboperation(*item)
-            if self._stopped:
-                return
-            counts.record(item[1], status)
-            if counts.remaining:
-                self._host.send_response(
-                    self._context.context_id,
-                    counts.response(self.request, PENDING, final=False),
-                    None,
-                )
-        user, self._user = self._user, None
-        if user is not None:
-            try:
-                yield user.release()
-            except Exception as error:
-                self.log.info(
-                    "C-MOVE sub-association release failed: {error}", error=str(error)
-                )
-        self._finish(counts.final_status(self._cancelled))
+            return None
+        return user
+
+    @inlineCallbacks
+    def _close_user(self, user: ServiceUser) -> Iterator[Deferred[Any]]:
+        """
+        Release the sub-association.
+        """
+        try:
+            yield user.release()
+        except Exception as error:
+            self.log.info(
+                "C-MOVE sub-association release failed: {error}", error=str(error)
+            )
+
+    def _originator(self) -> dict[str, Any]:
+        return {
+            "move_originator_aet": self._host.calling_ae_title,
+            "move_originator_message_id": self.request.message_id,
+        }
 
     @inlineCallbacks
     def _suboperation(
@@ -313,8 +366,9 @@ class MoveOperation:
         context = choose_context(user, sop_class, syntax)
         if context is None:
             self.log.info(
-                "C-MOVE: {sop_instance_uid} not sent, the destination accepted "
-                "no context for {sop_class_uid} in {transfer_syntax}",
+                "{service}: {sop_instance_uid} not sent, no accepted presentation "
+                "context fits {sop_class_uid} in {transfer_syntax}",
+                service=self.service,
                 sop_instance_uid=uid,
                 sop_class_uid=sop_class,
                 transfer_syntax=syntax,
@@ -328,14 +382,14 @@ class MoveOperation:
                 instance_id,
                 uid,
                 syntax,
-                move_originator_aet=self._host.calling_ae_title,
-                move_originator_message_id=self.request.message_id,
+                **self._originator(),
             )
             if response is None:
                 return None
         except Exception as error:
             self.log.info(
-                "C-MOVE: sending {sop_instance_uid} failed: {error}",
+                "{service}: sending {sop_instance_uid} failed: {error}",
+                service=self.service,
                 sop_instance_uid=uid,
                 error=str(error),
             )
@@ -344,9 +398,10 @@ class MoveOperation:
 
     def _failed(self, reason: Failure) -> None:
         self.log.failure(
-            "Association {association_id}: C-MOVE failed",
+            "Association {association_id}: {service} failed",
             reason,
             association_id=self._host.association_id,
+            service=self.service,
         )
         self._finish(PROCESSING_FAILURE, "Processing failure")
 
@@ -365,3 +420,125 @@ class MoveOperation:
             response = replace(response, error_comment=comment[:64])
         self._host.send_response(self._context.context_id, response, data)
         self._host.operation_finished(self)
+
+
+class RequestorAsSCP(TypingProtocol):
+    """
+    The association a C-GET arrived on, as the C-GET uses it to send
+    C-STOREs back: methods of L{twistedpacs.ul.protocol.DICOMServerProtocol}.
+    """
+
+    peer_maximum_length: int
+
+    def send_pdata(self, pdata: Any) -> None:
+        """
+        Send one P-DATA-TF PDU.
+        """
+
+    def writable(self) -> Deferred[None]:
+        """
+        Return a L{Deferred} that fires once the write buffer has room.
+        """
+
+    def provider_abort(self, reason: int, message: str) -> None:
+        """
+        Abort the association with an A-ABORT of the service-provider source.
+        """
+
+
+class _SameAssociation:
+    """
+    The requestor connection that L{ServiceUser} sends on for a C-GET: the
+    association the C-GET-RQ arrived on.
+    """
+
+    def __init__(self, association: RequestorAsSCP) -> None:
+        self._association = association
+        self.peer_maximum_length = association.peer_maximum_length
+        self.receiver: Any = None
+
+    def send_pdata(self, pdata: Any) -> None:
+        self._association.send_pdata(pdata)
+
+    def writable(self) -> Deferred[None]:
+        return self._association.writable()
+
+    def abort(self) -> None:
+        self._association.provider_abort(
+            ABORT_REASON_NOT_SPECIFIED, "a C-GET sub-operation could not be sent"
+        )
+
+
+class GetOperation(MoveOperation):
+    """
+    The handling of one C-GET-RQ (PS3.4 section C.4.3): the matching
+    instances go back to the requestor as C-STORE-RQs on the same
+    association, on the storage contexts for which it took the SCP role.
+    """
+
+    service = "C-GET"
+    _models = GET_SOP_CLASSES
+
+    def __init__(
+        self,
+        host: OperationHost,
+        context: AcceptedContext,
+        request: CGetRQ,
+        identifier: bytes,
+        store: Any,
+        settings: Settings,
+        reactor: Any,
+        cooperator: Cooperator,
+        association: RequestorAsSCP,
+        storage_contexts: dict[int, AcceptedContext],
+    ) -> None:
+        super().__init__(
+            host, context, request, identifier, store, settings, reactor, cooperator
+        )
+        self._association = association
+        self._storage_contexts = storage_contexts
+
+    def _prepare(self) -> bool:
+        return True
+
+    def stop(self) -> None:
+        """
+        Stop without any response: the association ended, so the C-STORE in
+        progress, if any, fails.
+        """
+        self._stopped = True
+        self._cancelled = True
+        user = self._user
+        if user is not None:
+            user.association_ended(AssociationAborted("the association ended"))
+
+    def _open_user(
+        self, stored: list[tuple[str, str, str, str]]
+    ) -> Deferred[ServiceUser]:
+        self.log.info(
+            "Association {association_id}: C-GET of {count} instances on "
+            "{contexts} storage contexts",
+            association_id=self._host.association_id,
+            count=len(stored),
+            contexts=len(self._storage_contexts),
+        )
+        user = ServiceUser(_SameAssociation(self._association), self._storage_contexts)
+        return succeed(user)
+
+    def _close_user(self, user: ServiceUser) -> Deferred[None]:
+        return succeed(None)
+
+    def _originator(self) -> dict[str, Any]:
+        return {}
+
+    def store_response(self, context_id: int, response: CStoreRSP) -> bool:
+        """
+        Take a C-STORE-RSP from the requestor.
+
+        @return: whether a C-STORE-RQ of this operation was waiting for it.
+        """
+        user = self._user
+        if user is None:
+            return False
+        user.command_received(context_id, response)
+        return True

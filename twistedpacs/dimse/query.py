@@ -44,6 +44,7 @@ from twistedpacs.model import LEVELS, Level
 
 __all__ = [
     "FIND_SOP_CLASSES",
+    "GET_SOP_CLASSES",
     "MAXIMUM_IDENTIFIER_LENGTH",
     "MOVE_SOP_CLASSES",
     "Query",
@@ -60,11 +61,15 @@ PATIENT_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"
 PATIENT_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.1.2"
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
+PATIENT_ROOT_GET = "1.2.840.10008.5.1.4.1.2.1.3"
+STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
 
 #: The information model ("PATIENT" or "STUDY" root) of each FIND SOP class.
 FIND_SOP_CLASSES = {PATIENT_ROOT_FIND: "PATIENT", STUDY_ROOT_FIND: "STUDY"}
 #: The information model of each MOVE SOP class.
 MOVE_SOP_CLASSES = {PATIENT_ROOT_MOVE: "PATIENT", STUDY_ROOT_MOVE: "STUDY"}
+#: The information model of each GET SOP class.
+GET_SOP_CLASSES = {PATIENT_ROOT_GET: "PATIENT", STUDY_ROOT_GET: "STUDY"}
 
 #: The cap on the bytes of a received identifier. A query identifier is a few
 #: hundred bytes, so a larger one is a broken or hostile peer.

@@ -2,7 +2,7 @@
 """
 The DIMSE service provider of one accepted association: the C-ECHO SCP, the
 C-STORE SCP (PS3.4 Annexes A and B, PS3.7 sections 9.1.1 and 9.1.5), and the
-C-FIND and C-MOVE SCPs of L{twistedpacs.dimse.find} and
+C-FIND, C-MOVE and C-GET SCPs of L{twistedpacs.dimse.find} and
 L{twistedpacs.dimse.move}.
 
 L{DIMSEServiceProvider} takes the PDVs of every P-DATA-TF, assembles the
@@ -12,7 +12,7 @@ here. A C-STORE-RSP goes out only when the session's C{finish} has fired,
 that is after the commit holding the instance has returned. Responses go out
 in the order of their requests.
 
-A C-FIND or C-MOVE identifier is buffered whole, up to
+A C-FIND, C-MOVE or C-GET identifier is buffered whole, up to
 L{MAXIMUM_IDENTIFIER_LENGTH}. Its operation starts once every earlier
 request is answered, and later responses wait for its final response.
 """
@@ -31,9 +31,10 @@ from twistedpacs.config import Settings
 from twistedpacs.dicom.scan import InvalidInstanceError
 from twistedpacs.dimse.assembly import DIMSEProtocolError, MessageAssembler
 from twistedpacs.dimse.find import FindOperation
-from twistedpacs.dimse.move import MoveOperation
+from twistedpacs.dimse.move import GetOperation, MoveOperation
 from twistedpacs.dimse.query import (
     FIND_SOP_CLASSES,
+    GET_SOP_CLASSES,
     MAXIMUM_IDENTIFIER_LENGTH,
     MOVE_SOP_CLASSES,
 )
@@ -126,6 +127,18 @@ class AssociationContext(Protocol):
         Learn that every request received so far has been answered.
         """
 
+    peer_maximum_length: int
+
+    def send_pdata(self, pdata: Any) -> None:
+        """
+        Send one P-DATA-TF PDU, for the C-STOREs of a C-GET.
+        """
+
+    def writable(self) -> Any:
+        """
+        Return a L{Deferred} that fires once the write buffer has room.
+        """
+
 
 class _Response:
     """
@@ -145,7 +158,12 @@ _UNSUPPORTED_RESPONSES: dict[type, type] = {
     CMoveRQ: CMoveRSP,
 }
 
-_Operation = Union[FindOperation, MoveOperation]
+_Operation = Union[FindOperation, MoveOperation, GetOperation]
+_QUERY_MODELS: dict[type, dict[str, str]] = {
+    CFindRQ: FIND_SOP_CLASSES,
+    CMoveRQ: MOVE_SOP_CLASSES,
+    CGetRQ: GET_SOP_CLASSES,
+}
 
 
 def _truncate(text: str) -> str:
@@ -154,7 +172,7 @@ def _truncate(text: str) -> str:
 
 class DIMSEServiceProvider:
     """
-    The C-ECHO, C-STORE, C-FIND and C-MOVE SCPs of one association.
+    The C-ECHO, C-STORE, C-FIND, C-MOVE and C-GET SCPs of one association.
 
     @ivar stored: The number of C-STORE requests answered with success.
     """
@@ -168,21 +186,28 @@ class DIMSEServiceProvider:
         store: Any,
         settings: Settings,
         reactor: Any = None,
+        requestor_scp_classes: frozenset[str] = frozenset(),
     ) -> None:
         """
         @param reactor: The reactor that runs searches in slices and opens
             C-MOVE sub-associations; the global reactor by default.
+        @param requestor_scp_classes: The storage SOP classes for which the
+            requestor took the SCP role, whose contexts carry the C-STOREs
+            of a C-GET.
         """
         if reactor is None:
             from twisted.internet import reactor as global_reactor
 
             reactor = global_reactor
         self._reactor = reactor
-        self._cooperator = Cooperator(
-            scheduler=lambda step: reactor.callLater(0, step)
-        )
+        self._cooperator = Cooperator(scheduler=lambda step: reactor.callLater(0, step))
         self._association = association
         self._contexts = contexts
+        self._storage_contexts = {
+            context_id: context
+            for context_id, context in contexts.items()
+            if context.abstract_syntax in requestor_scp_classes
+        }
         self._store = store
         self._settings = settings
         self._assembler = MessageAssembler(self)
@@ -194,7 +219,7 @@ class DIMSEServiceProvider:
         self._closed = False
         self._committing = 0
         self._identifier: bytearray | None = None
-        self._identifier_request: CFindRQ | CMoveRQ | None = None
+        self._identifier_request: CFindRQ | CMoveRQ | CGetRQ | None = None
         self._identifier_context = 0
         self._identifier_too_long = False
         self._operation: _Operation | None = None
@@ -205,7 +230,7 @@ class DIMSEServiceProvider:
     def committing(self) -> bool:
         """
         Whether a received data set waits for its commit, or a C-FIND or
-        C-MOVE runs, so that the peer waits for us.
+        C-MOVE or C-GET runs, so that the peer waits for us.
         """
         return self._committing > 0 or self._operation is not None
 
@@ -299,7 +324,7 @@ class DIMSEServiceProvider:
                     affected_sop_class_uid=command.affected_sop_class_uid,
                 ),
             )
-        elif isinstance(command, (CFindRQ, CMoveRQ)) and self._is_query_context(
+        elif isinstance(command, (CFindRQ, CMoveRQ, CGetRQ)) and self._is_query_context(
             context_id, command
         ):
             self._identifier = bytearray()
@@ -316,18 +341,26 @@ class DIMSEServiceProvider:
                 self._answer_unsupported(command)
         elif isinstance(command, CCancelRQ):
             self._cancel(command)
+        elif isinstance(command, CStoreRSP) and isinstance(
+            self._operation, GetOperation
+        ):
+            if not self._operation.store_response(context_id, command):
+                self._unexpected(command)
         else:
-            self.log.warn(  # noqa: G010 (twisted.logger has no warning method)
-                "Association {association_id}: unexpected {command} from the "
-                "requestor ignored",
-                association_id=self._association.association_id,
-                command=command.name,
-            )
+            self._unexpected(command)
+
+    def _unexpected(self, command: Command) -> None:
+        self.log.warn(  # noqa: G010 (twisted.logger has no warning method)
+            "Association {association_id}: unexpected {command} from the "
+            "requestor ignored",
+            association_id=self._association.association_id,
+            command=command.name,
+        )
 
     def dataset_fragment(self, context_id: int, data: memoryview) -> None:
         """
         Feed the next fragment of a C-STORE data set to its ingest session,
-        or buffer a C-FIND or C-MOVE identifier.
+        or buffer a C-FIND, C-MOVE or C-GET identifier.
         """
         identifier = self._identifier
         if identifier is not None:
@@ -508,8 +541,8 @@ class DIMSEServiceProvider:
 
     def _flush(self) -> None:
         """
-        Send every filled response at the head of the queue, unless a C-FIND
-        or C-MOVE is running, then start the next waiting operation.
+        Send every filled response at the head of the queue, unless a C-FIND,
+        C-MOVE or C-GET is running, then start the next waiting operation.
         """
         if self._closed:
             self._responses.clear()
@@ -529,12 +562,13 @@ class DIMSEServiceProvider:
         if sent and not self.busy:
             self._association.responses_sent()
 
-    # C-FIND and C-MOVE
+    # C-FIND, C-MOVE and C-GET
 
-    def _is_query_context(self, context_id: int, command: CFindRQ | CMoveRQ) -> bool:
+    def _is_query_context(
+        self, context_id: int, command: CFindRQ | CMoveRQ | CGetRQ
+    ) -> bool:
         abstract_syntax = self._contexts[context_id].abstract_syntax
-        models = FIND_SOP_CLASSES if isinstance(command, CFindRQ) else MOVE_SOP_CLASSES
-        return abstract_syntax in models
+        return abstract_syntax in _QUERY_MODELS[type(command)]
 
     def _identifier_complete(self) -> None:
         identifier, self._identifier = self._identifier, None
@@ -549,7 +583,7 @@ class DIMSEServiceProvider:
                 command=request.name,
                 limit=MAXIMUM_IDENTIFIER_LENGTH,
             )
-            response_type = CFindRSP if isinstance(request, CFindRQ) else CMoveRSP
+            response_type = _UNSUPPORTED_RESPONSES[type(request)]
             self._answer(
                 self._reserve(context.context_id),
                 response_type(
@@ -571,7 +605,7 @@ class DIMSEServiceProvider:
                 self._settings.aet,
                 self._cooperator,
             )
-        else:
+        elif isinstance(request, CMoveRQ):
             operation = MoveOperation(
                 self,
                 context,
@@ -581,6 +615,19 @@ class DIMSEServiceProvider:
                 self._settings,
                 self._reactor,
                 self._cooperator,
+            )
+        else:
+            operation = GetOperation(
+                self,
+                context,
+                request,
+                bytes(identifier),
+                self._store,
+                self._settings,
+                self._reactor,
+                self._cooperator,
+                self._association,
+                self._storage_contexts,
             )
         self._waiting.append(operation)
         self._flush()
@@ -593,7 +640,7 @@ class DIMSEServiceProvider:
                 return
         self.log.debug(
             "Association {association_id}: C-CANCEL-RQ for message "
-            "{message_id} ignored, no such C-FIND or C-MOVE is running",
+            "{message_id} ignored, no such C-FIND, C-MOVE or C-GET is running",
             association_id=self._association.association_id,
             message_id=message_id,
         )
@@ -618,7 +665,7 @@ class DIMSEServiceProvider:
         self, context_id: int, command: Command, dataset: bytes | None
     ) -> None:
         """
-        Send a C-FIND or C-MOVE response of the running operation.
+        Send a response of the running C-FIND, C-MOVE or C-GET.
         """
         if not self._closed:
             self._association.send_message(context_id, command, dataset)

@@ -114,14 +114,16 @@ ACCEPTED_TRANSFER_SYNTAXES: frozenset[str] = frozenset(
 )
 
 
-#: The Patient Root and Study Root Query/Retrieve Information Model FIND and
-#: MOVE SOP classes.
+#: The Patient Root and Study Root Query/Retrieve Information Model FIND,
+#: MOVE and GET SOP classes.
 QUERY_RETRIEVE_SOP_CLASSES: frozenset[str] = frozenset(
     (
         "1.2.840.10008.5.1.4.1.2.1.1",
         "1.2.840.10008.5.1.4.1.2.1.2",
+        "1.2.840.10008.5.1.4.1.2.1.3",
         "1.2.840.10008.5.1.4.1.2.2.1",
         "1.2.840.10008.5.1.4.1.2.2.2",
+        "1.2.840.10008.5.1.4.1.2.2.3",
     )
 )
 
@@ -180,11 +182,14 @@ class Negotiation:
     @ivar contexts: The accepted presentation contexts by context ID.
     @ivar peer_maximum_length: The largest P-DATA-TF PDU length, after the
         6-byte header, the peer accepts, or 0 for no limit.
+    @ivar requestor_scp_classes: The storage SOP classes for which the
+        requestor takes the SCP role, so that a C-GET may send it C-STOREs.
     """
 
     ac: AAssociateAC
     contexts: dict[int, AcceptedContext]
     peer_maximum_length: int
+    requestor_scp_classes: frozenset[str] = frozenset()
 
 
 def check_request(
@@ -237,6 +242,10 @@ def check_request(
             REJECT_PRESENTATION_LOCAL_LIMIT_EXCEEDED,
         )
     return None
+
+
+# The SOP classes this server provides as SCP and never uses as SCU.
+_SERVICE_CLASSES = QUERY_RETRIEVE_SOP_CLASSES | {VERIFICATION_SOP_CLASS}
 
 
 def _answer_context(
@@ -294,9 +303,10 @@ def _answer_roles(
     Build the SCP/SCU role selection replies for the accepted SOP classes (PS3.7 Annex
     D.3.3.4).
 
-    This server is only an SCP, so it accepts the requestor's SCU role where
-    proposed and rejects the SCP role, which would make us send C-STOREs on
-    the association.
+    The requestor keeps the SCU role where it proposed it. It gets the SCP
+    role of a storage SOP class where it proposed it, which lets a C-GET
+    send it the instances of that class; other classes have no SCP role for
+    the requestor to take, since this server only answers them.
     """
     answers = []
     answered: set[str] = set()
@@ -304,7 +314,8 @@ def _answer_roles(
         uid = proposal.sop_class_uid
         if uid in accepted_classes and uid not in answered:
             answered.add(uid)
-            answers.append(SCPSCURoleSelection(uid, proposal.scu_role, False))
+            scp_role = proposal.scp_role and uid not in _SERVICE_CLASSES
+            answers.append(SCPSCURoleSelection(uid, proposal.scu_role, scp_role))
     return answers
 
 
@@ -339,7 +350,8 @@ def negotiate(rq: AAssociateRQ, settings: Settings) -> Negotiation:
     if user_information.asynchronous_operations_window is not None:
         sub_items.append(AsynchronousOperationsWindow(1, 1))
     accepted_classes = {context.abstract_syntax for context in contexts.values()}
-    sub_items.extend(_answer_roles(user_information.role_selections, accepted_classes))
+    roles = _answer_roles(user_information.role_selections, accepted_classes)
+    sub_items.extend(roles)
     sub_items.append(ImplementationVersionName(IMPLEMENTATION_VERSION_NAME))
 
     ac = AAssociateAC(
@@ -350,4 +362,9 @@ def negotiate(rq: AAssociateRQ, settings: Settings) -> Negotiation:
         application_context_name=DICOM_APPLICATION_CONTEXT_NAME,
         protocol_version=PROTOCOL_VERSION,
     )
-    return Negotiation(ac, contexts, user_information.maximum_length or 0)
+    requestor_scp_classes = frozenset(
+        role.sop_class_uid for role in roles if role.scp_role
+    )
+    return Negotiation(
+        ac, contexts, user_information.maximum_length or 0, requestor_scp_classes
+    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import socket
 from typing import Any, Protocol as TypingProtocol, cast
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -117,9 +118,11 @@ class _WriteBackpressure:
 
     def resumeProducing(self) -> None:
         """
-        Read again once nothing else holds the reading back.
+        Read again once nothing else holds the reading back, and let a
+        C-GET send its next piece.
         """
         self._protocol.resume_reading(_PAUSED_FOR_WRITES)
+        self._protocol.wake_writers()
 
     def stopProducing(self) -> None:
         """
@@ -168,6 +171,7 @@ class DICOMServerProtocol(Protocol):
         self._peer = ""
         self._pdata_limit = settings.maximum_pdu_length or _UNLIMITED_PDU_LENGTH
         self._peer_maximum_length = 0
+        self._write_waiters: list[Deferred[None]] = []
         self._accepted = False
         self._release_pending = False
         self._pause_reasons: set[str] = set()
@@ -261,6 +265,7 @@ class DICOMServerProtocol(Protocol):
         self.machine.transport_closed()
         if self.provider is not None:
             self.provider.connection_ended()
+        self.wake_writers()
         if self._accepted:
             self._accepted = False
             self._registry.association_ended()
@@ -537,7 +542,12 @@ class DICOMServerProtocol(Protocol):
         self._accepted = True
         self._registry.association_accepted()
         self.provider = DIMSEServiceProvider(
-            self, negotiation.contexts, self._store, self._settings, self._clock
+            self,
+            negotiation.contexts,
+            self._store,
+            self._settings,
+            self._clock,
+            negotiation.requestor_scp_classes,
         )
         self.log.info(
             "Association {association_id} from {calling_aet} at {peer} to "
@@ -663,6 +673,40 @@ class DICOMServerProtocol(Protocol):
                 context_id, header, payload[start : start + step]
             )
             self.machine.data_request(PDataTF((pdv,)))
+
+    @property
+    def peer_maximum_length(self) -> int:
+        """
+        The requestor's Maximum Length, or 0 for unlimited.
+        """
+        return self._peer_maximum_length
+
+    def send_pdata(self, pdata: PDataTF) -> None:
+        """
+        Send one P-DATA-TF PDU, for the C-STOREs of a C-GET.
+        """
+        if not self._stopped:
+            self.machine.data_request(pdata)
+
+    def writable(self) -> Deferred[None]:
+        """
+        Return a L{Deferred} that fires once the transport's write buffer has
+        room again (at once when it has), or when the connection is gone.
+        """
+        waiter: Deferred[None] = Deferred()
+        if _PAUSED_FOR_WRITES in self._pause_reasons and not self._stopped:
+            self._write_waiters.append(waiter)
+        else:
+            waiter.callback(None)
+        return waiter
+
+    def wake_writers(self) -> None:
+        """
+        Fire the Deferreds of L{writable}.
+        """
+        waiters, self._write_waiters = self._write_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
 
     def provider_abort(self, reason: int, message: str) -> None:
         """
