@@ -349,19 +349,18 @@ def _extra(action: Any, settings: dict[str, Any]) -> dict[str, Any]:
 def install(server_python: str) -> None:
     """
     Install this checkout, not editable, into the venv of C{server_python}, so
-    the server runs the code of the commit recorded with the results.
+    the server runs the code of the commit recorded with the results. The venv
+    is created first if it does not exist.
     """
+    if not Path(server_python).exists():
+        venv = Path(server_python).parent.parent
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [server_python, "-m", "pip", "install", "-q"]
+    # The first call installs the pinned dependencies; the second replaces
+    # the package even when its version number did not change.
+    subprocess.run([*pip, str(ROOT)], check=True, timeout=600)
     subprocess.run(
-        [
-            server_python,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--force-reinstall",
-            "--no-deps",
-            str(ROOT),
-        ],
+        [*pip, "--force-reinstall", "--no-deps", str(ROOT)],
         check=True,
         timeout=600,
     )
