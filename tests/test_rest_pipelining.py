@@ -1,6 +1,7 @@
 """
-Tests for how the HTTP channel reads: its read size, and pipelined requests
-from a client that does not read the responses.
+Tests for how the HTTP channel reads: its read size, a request head read
+together with its body, and pipelined requests from a client that does not
+read the responses.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from twisted.web.server import Request, Site
 
 from tests import fixtures
 from tests.server import ServerProcess
-from twistedpacs.config import MIB
-from twistedpacs.rest.upload import READ_SIZE, UploadChannel
+from twistedpacs.config import MIB, Settings
+from twistedpacs.rest.site import build_site
+from twistedpacs.rest.upload import HEAD_SPLIT_SIZE, READ_SIZE, UploadChannel
+from twistedpacs.storage.null import NullStore
 
 _GET = b"GET /system HTTP/1.1\r\nHost: pacs\r\n\r\n"
 
@@ -27,13 +30,21 @@ _GET = b"GET /system HTTP/1.1\r\nHost: pacs\r\n\r\n"
 class _Answer(Resource):
     isLeaf = True
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.bodies: list[bytes] = []
+
     def render_GET(self, request: Request) -> bytes:
         return b"ok"
 
+    def render_POST(self, request: Request) -> bytes:
+        self.bodies.append(request.content.read())
+        return b"ok"
 
-def _channel() -> tuple[Any, StringTransport]:
+
+def _channel(resource: Resource | None = None) -> tuple[Any, StringTransport]:
     # The channel's timeouts go to a clock, never to the global reactor.
-    site = Site(_Answer(), reactor=Clock())
+    site = Site(resource or _Answer(), reactor=Clock())
     site.protocol = UploadChannel  # type: ignore[assignment]
     channel: Any = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5))
     transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 6))
@@ -63,6 +74,123 @@ class ReadSizeTests(SynchronousTestCase):
         channel.makeConnection(transport)
         self.assertEqual(transport.bufferSize, READ_SIZE)
         self.assertEqual(READ_SIZE, MIB)
+
+
+def _post(path: bytes, body: bytes, chunked: bool = False) -> bytes:
+    if not chunked:
+        return (
+            b"POST %s HTTP/1.1\r\nHost: pacs\r\nContent-Length: %d\r\n\r\n"
+            % (path, len(body))
+            + body
+        )
+    chunks = b"".join(
+        b"%x\r\n%s\r\n" % (len(body[start : start + 40000]), body[start : start + 40000])
+        for start in range(0, len(body), 40000)
+    )
+    return (
+        b"POST %s HTTP/1.1\r\nHost: pacs\r\nTransfer-Encoding: chunked\r\n\r\n"
+        % path
+        + chunks
+        + b"0\r\n\r\n"
+    )
+
+
+class _LineBufferSpy:
+    """
+    Record the size of the channel's line buffer at each header line.
+    """
+
+    def __init__(self, channel: Any) -> None:
+        self.sizes: list[int] = []
+        received = channel.lineReceived
+
+        def line_received(line: bytes) -> None:
+            self.sizes.append(len(channel._buffer))
+            received(line)
+
+        channel.lineReceived = line_received
+
+
+class HeadSplitTests(SynchronousTestCase):
+    """
+    A read that contains a request head and the body after it reaches the
+    line parser as the head alone, so the body is not copied at every header
+    line.
+    """
+
+    body = bytes(range(256)) * 800
+
+    def test_body_intact_and_next_request_served(self) -> None:
+        """
+        A head, a 200 KB body and a pipelined GET in one read give the
+        resource the whole body and the client two responses.
+        """
+        resource = _Answer()
+        channel, transport = _channel(resource)
+        spy = _LineBufferSpy(channel)
+        channel.dataReceived(_post(b"/echo", self.body) + _GET)
+        self.assertEqual(resource.bodies, [self.body])
+        self.assertEqual(transport.value().count(b"HTTP/1.1 200 OK"), 2)
+        self.assertTrue(spy.sizes)
+        self.assertLess(max(spy.sizes), HEAD_SPLIT_SIZE)
+
+    def test_chunked_body_intact(self) -> None:
+        """
+        A chunked body read together with its head arrives whole.
+        """
+        resource = _Answer()
+        channel, transport = _channel(resource)
+        channel.dataReceived(_post(b"/echo", self.body, chunked=True))
+        self.assertEqual(resource.bodies, [self.body])
+        self.assertEqual(transport.value().count(b"HTTP/1.1 200 OK"), 1)
+
+    def test_head_split_across_reads(self) -> None:
+        """
+        A head whose blank line arrives in the next read still gives the
+        whole body.
+        """
+        resource = _Answer()
+        channel, transport = _channel(resource)
+        request = _post(b"/echo", self.body)
+        end = request.index(b"\r\n\r\n")
+        channel.dataReceived(request[: end + 2])
+        channel.dataReceived(request[end + 2 :])
+        self.assertEqual(resource.bodies, [self.body])
+        self.assertEqual(transport.value().count(b"HTTP/1.1 200 OK"), 1)
+
+    def test_upload_with_its_head(self) -> None:
+        """
+        A DICOM upload read in one piece with its head gets a 200 response
+        with C{Status} C{Success}.
+        """
+        settings = Settings(null_store=True)
+        site = build_site(NullStore(settings, Clock()), settings, Clock())
+        channel: Any = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5))
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 6))
+        channel.makeConnection(transport)
+        dataset = fixtures.make_dataset(rows=256, columns=512)
+        data = fixtures.part10_bytes(dataset)
+        self.assertGreater(len(data), HEAD_SPLIT_SIZE)
+        channel.dataReceived(_post(b"/instances", data))
+        output = transport.value()
+        self.assertTrue(output.startswith(b"HTTP/1.1 200 OK"), output[:300])
+        self.assertIn(b'"Status":"Success"', output.replace(b" ", b""))
+
+    def test_rejected_head_body_not_read(self) -> None:
+        """
+        A head rejected from its Content-Length closes the connection, and
+        the body that came with it is not parsed.
+        """
+        settings = Settings(null_store=True, maximum_instance_size=1024)
+        site = build_site(NullStore(settings, Clock()), settings, Clock())
+        channel: Any = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5))
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 6))
+        channel.makeConnection(transport)
+        channel.dataReceived(_post(b"/instances", self.body))
+        output = transport.value()
+        self.assertTrue(output.startswith(b"HTTP/1.1 413"), output[:300])
+        self.assertTrue(transport.disconnecting)
+        self.assertIsNone(channel.requests[0].upload_body)
 
 
 class HeldRequestTests(SynchronousTestCase):

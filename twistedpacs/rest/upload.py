@@ -35,6 +35,9 @@ UPLOAD_PATHS = {b"/instances"}
 # Bytes asked for per read. Twisted's 64 KiB default takes eight trips
 # through the reactor, and through twisted.web's parser, per 0.5 MB upload.
 READ_SIZE = 1024 * 1024
+# A read longer than this that contains the end of a request head is split
+# after the head before it reaches twisted.web's line parser.
+HEAD_SPLIT_SIZE = 64 * 1024
 
 
 class _DiscardedContent:
@@ -327,6 +330,25 @@ class UploadChannel(HeaderDeadline, http.HTTPChannel):
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if set_no_delay is not None:
             set_no_delay(True)
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Hand the head of a request and the body that arrived with it to the
+        parser separately.
+
+        In line mode, twisted.web's parser splits its whole buffer at each
+        header line, so a 0.5 MB body read together with its head was copied
+        once per header line: 0.3 ms of the 0.7 ms that the reactor spent on
+        one upload (C{python -m benchmarks.reactor_cpu}).
+        """
+        if self.line_mode and len(data) > HEAD_SPLIT_SIZE:
+            end = data.find(b"\r\n\r\n")
+            if 0 <= end < len(data) - 4:
+                super().dataReceived(data[: end + 4])
+                if self.transport is not None and not self.transport.disconnecting:
+                    self.dataReceived(data[end + 4 :])
+                return
+        super().dataReceived(data)
 
     def allHeadersReceived(self) -> None:
         request = self.requests[-1]
