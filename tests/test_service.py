@@ -46,6 +46,13 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(settings.storage_directory, "twistedpacs-db")
         self.assertEqual(settings.in_memory_threshold, 8 * MIB)
         self.assertEqual(settings.maximum_pdu_length, 131072)
+        self.assertFalse(settings.verbose)
+
+    def test_verbose_flag(self) -> None:
+        """
+        C{--verbose} turns on the log line of every stored instance.
+        """
+        self.assertTrue(parse("--verbose").settings.verbose)
 
     def test_config_file_orthanc_names(self) -> None:
         """
@@ -125,3 +132,4 @@ class ServiceTests(SynchronousTestCase):
         self.assertIn("dicom", names)
         self.assertFalse(os.path.exists(storage))
         self.assertIsInstance(options.settings, Settings)
+

@@ -21,6 +21,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.pdu_streams import (
@@ -732,6 +733,24 @@ class ServiceTests(SynchronousTestCase):
         connection.feed(stream)
         self.assertEqual(_statuses(connection.take()), [0x0000])
         self.assertEqual(connection.store.stored_data_set(UID_44), dataset)
+
+    def test_store_logged_only_verbose(self) -> None:
+        """
+        A stored instance gets a debug event with its SOP Instance UID with
+        C{--verbose}, and none without it.
+        """
+        for verbose in (False, True):
+            connection = self._associated(Settings(aet="TWISTEDPACS", verbose=verbose))
+            with capturedLogs() as events:
+                connection.feed(_store_message(3, _dataset()))
+            self.assertEqual(_statuses(connection.take()), [0x0000])
+            stored = [
+                event
+                for event in events
+                if event.get("sop_instance_uid") == UID_44
+                and event["log_level"] is LogLevel.debug
+            ]
+            self.assertEqual(len(stored), 1 if verbose else 0, verbose)
 
     def test_store_command_and_data_one_pdu(self) -> None:
         """

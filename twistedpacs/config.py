@@ -39,6 +39,8 @@ class Settings:
     aet: str = "ORTHANC"
     storage_directory: str = "twistedpacs-db"
     overwrite_instances: bool = False
+    # Log every stored instance at the debug level.
+    verbose: bool = False
     maximum_storage_size: int = 0
     maximum_instance_size: int = 0
     # DICOM network

@@ -62,6 +62,7 @@ class Options(usage.Options):
     ]
     optFlags = [
         ["overwrite", None, "replace a stored instance that is received again"],
+        ["verbose", None, "log every stored instance (at the debug level)"],
         [
             "null-store",
             None,
@@ -109,6 +110,8 @@ def build_settings(options: dict[str, Any]) -> Settings:
             changes[attribute] = options[option]
     if options.get("overwrite"):
         changes["overwrite_instances"] = True
+    if options.get("verbose"):
+        changes["verbose"] = True
     if options.get("null-store"):
         changes["null_store"] = True
     settings = replace(settings, **changes)

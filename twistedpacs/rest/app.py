@@ -204,11 +204,12 @@ class RestApi:
             )
             answer = [part_answer(outcome) for outcome in stored]
             return json_response(request, answer)
-        self.log.debug(
-            "Stored instance {instance_id} ({status})",
-            instance_id=outcome.ids.instance,
-            status=outcome.status.value,
-        )
+        if self.settings.verbose:
+            self.log.debug(
+                "Stored instance {instance_id} ({status})",
+                instance_id=outcome.ids.instance,
+                status=outcome.status.value,
+            )
         return json_response(request, instance_answer(outcome))
 
     # Server
