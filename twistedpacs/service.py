@@ -4,6 +4,7 @@ The C{twistd twistedpacs} command: options and the service tree.
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import replace
 from typing import Any
 
@@ -126,6 +127,40 @@ def build_settings(options: dict[str, Any]) -> Settings:
     return settings
 
 
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+# Allocations up to this size come from the heap and are reused there.
+MMAP_THRESHOLD = 4 * 1024 * 1024
+# Free memory the heap keeps instead of returning it to the system.
+TRIM_THRESHOLD = 32 * 1024 * 1024
+
+
+def keep_buffers_in_heap() -> bool:
+    """
+    Have glibc serve the buffers of the ingest path from its heap.
+
+    Every socket read allocates a 1 MiB buffer, and every instance 512 KiB
+    chunk buffers. glibc's default threshold adapts to the last large block
+    freed, so these buffers kept getting fresh pages from C{mmap}, and the
+    page faults on them took 0.2 ms of the 0.85 ms that one REST upload of
+    0.5 MB costs the server with the null store. From the heap, the same
+    pages are used again.
+
+    @return: whether both thresholds were set (only with glibc).
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return bool(
+        mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    )
+
+
 class StoreService(Service):
     """
     Opens the LMDB store in C{startService} (after twistd has forked) and
@@ -138,6 +173,7 @@ class StoreService(Service):
         self.store = store
 
     def startService(self) -> None:
+        keep_buffers_in_heap()
         self.store.open()
         self.log.info("Store opened")
         super().startService()
