@@ -1,7 +1,7 @@
 """
 Tests for how the HTTP channel reads: its read size, a request head read
-together with its body, and pipelined requests from a client that does not
-read the responses.
+together with its body, an upload handed to the store before routing, and
+pipelined requests from a client that does not read the responses.
 """
 
 from __future__ import annotations
@@ -191,6 +191,71 @@ class HeadSplitTests(SynchronousTestCase):
         self.assertTrue(output.startswith(b"HTTP/1.1 413"), output[:300])
         self.assertTrue(transport.disconnecting)
         self.assertIsNone(channel.requests[0].upload_body)
+
+
+class _RecordingStore(NullStore):
+    """
+    A null store that counts the finished transfers.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, Clock())
+        self.finished = 0
+
+    def begin_transfer(self, pause: Any, resume: Any) -> Any:
+        transfer = super().begin_transfer(pause, resume)
+        finish = transfer.finish
+
+        def counted(entry: Any) -> Any:
+            self.finished += 1
+            return finish(entry)
+
+        transfer.finish = counted
+        return transfer
+
+
+class _RoutingSpy(Resource):
+    """
+    The site's root, recording how many transfers had finished each time a
+    request reached it.
+    """
+
+    isLeaf = True
+
+    def __init__(self, store: _RecordingStore, resource: Any) -> None:
+        super().__init__()
+        self.store = store
+        self.resource = resource
+        self.finished_at_routing: list[int] = []
+
+    def render(self, request: Any) -> Any:
+        self.finished_at_routing.append(self.store.finished)
+        return self.resource.render(request)
+
+
+class EarlyFinishTests(SynchronousTestCase):
+    """
+    An upload goes to the writer when its body is complete, before
+    twisted.web and klein route the request.
+    """
+
+    def test_finish_before_routing(self) -> None:
+        """
+        The transfer is finished when the request reaches the resource, and
+        the client gets a 200 response.
+        """
+        settings = Settings(null_store=True)
+        store = _RecordingStore(settings)
+        site = build_site(store, settings, Clock())
+        spy = _RoutingSpy(store, site.resource)
+        site.resource = spy
+        channel: Any = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5))
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 6))
+        channel.makeConnection(transport)
+        data = fixtures.part10_bytes(fixtures.make_dataset())
+        channel.dataReceived(_post(b"/instances", data))
+        self.assertEqual(spy.finished_at_routing, [1])
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 OK"))
 
 
 class HeldRequestTests(SynchronousTestCase):

@@ -191,7 +191,11 @@ class RestApi:
     @app.route("/instances", methods=["POST"])
     @inlineCallbacks
     def post_instances(self, request: IRequest) -> Deferred[bytes]:
-        outcome = yield finish_upload(request.upload_body)
+        outcome = yield (
+            request.upload_outcome
+            if request.upload_outcome is not None
+            else finish_upload(request.upload_body)
+        )
         if isinstance(outcome, list):
             return json_response(request, [part_answer(part) for part in outcome])
         if isinstance(outcome, ZipSpool):

@@ -203,6 +203,8 @@ class UploadRequest(Request):
         kwargs["parsePOSTFormSubmission"] = False
         super().__init__(channel, *args, **kwargs)
         self.upload_body: UploadBody | MultipartBody | None = None
+        # The outcome of the body, started before the request is routed.
+        self.upload_outcome: Deferred[Any] | None = None
         self._rejected = False
 
     @property
@@ -300,6 +302,9 @@ class UploadRequest(Request):
             return
         if self.upload_body is not None:
             self.upload_body.finish_head()
+            # The writer stores the instance while twisted.web and klein route
+            # the request to its handler, which then waits for this outcome.
+            self.upload_outcome = finish_upload(self.upload_body)
         super().requestReceived(command, path, version)
 
     def connectionLost(self, reason: Any) -> None:
