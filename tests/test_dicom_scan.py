@@ -282,6 +282,98 @@ def nested_sequences(depth: int, defined: bool) -> bytes:
     return inner
 
 
+def explicit_le(group: int, element: int, vr: bytes, value: bytes) -> bytes:
+    if vr in (b"OB", b"OW", b"SQ", b"UN", b"UT"):
+        return struct.pack("<HH2sHL", group, element, vr, 0, len(value)) + value
+    return struct.pack("<HH2sH", group, element, vr, len(value)) + value
+
+
+class EarlyHeaderTests(SynchronousTestCase):
+    """
+    The header is available once the walk has passed the last tag it reads,
+    and L{InstanceScanner.finish} returns that same header unless a read tag
+    came later.
+    """
+
+    def data_set(self, late_patient_id: bytes | None = None) -> bytes:
+        elements = [
+            explicit_le(0x0008, 0x0016, b"UI", CT_IMAGE_STORAGE.encode() + b"\0"),
+            explicit_le(0x0008, 0x0018, b"UI", b"1.2.3.4.5\0"),
+            explicit_le(0x0010, 0x0020, b"LO", b"EARLY "),
+            explicit_le(0x0020, 0x000D, b"UI", b"1.2.3\0"),
+            explicit_le(0x0020, 0x000E, b"UI", b"1.2.3.4\0"),
+            explicit_le(0x7FE0, 0x0010, b"OW", bytes(4096)),
+        ]
+        if late_patient_id is not None:
+            elements.append(explicit_le(0x0010, 0x0020, b"LO", late_patient_id))
+        return b"".join(elements)
+
+    def test_early_header_before_pixel_data(self) -> None:
+        """
+        Once the header of the pixel data element is fed, early_header returns
+        the header, and finish returns the same object.
+        """
+        data = self.data_set()
+        scanner = InstanceScanner(EXPLICIT_LE)
+        pixel_start = data.index(struct.pack("<HH", 0x7FE0, 0x0010))
+        scanner.feed(data[:pixel_start])
+        self.assertIsNone(scanner.early_header())
+        scanner.feed(data[pixel_start : pixel_start + 100])
+        early = scanner.early_header()
+        assert early is not None
+        self.assertEqual(early.sop_instance_uid, "1.2.3.4.5")
+        self.assertEqual(early.patient_id, "EARLY")
+        scanner.feed(data[pixel_start + 100 :])
+        self.assertIs(scanner.finish(), early)
+
+    def test_late_read_tag_rebuilds_header(self) -> None:
+        """
+        A read tag after the pixel data, out of the ascending order, makes
+        finish build the header again with its value.
+        """
+        data = self.data_set(late_patient_id=b"LATE")
+        scanner = InstanceScanner(EXPLICIT_LE)
+        scanner.feed(data[:-20])
+        early = scanner.early_header()
+        assert early is not None
+        self.assertEqual(early.patient_id, "EARLY")
+        scanner.feed(data[-20:])
+        header = scanner.finish()
+        self.assertIsNot(header, early)
+        self.assertEqual(header.patient_id, "LATE")
+
+    def test_truncated_after_early_header_rejected(self) -> None:
+        """
+        An instance cut inside its pixel data is rejected by finish even
+        though its header was built.
+        """
+        data = self.data_set()
+        scanner = InstanceScanner(EXPLICIT_LE)
+        scanner.feed(data[:-10])
+        self.assertIsNotNone(scanner.early_header())
+        with self.assertRaises(InvalidInstanceError):
+            scanner.finish()
+
+    def test_bundled_files_early_equals_finish(self) -> None:
+        """
+        For every bundled file fed in 1,000-byte chunks, the early header,
+        whenever there is one, equals the header of finish.
+        """
+        early_count = 0
+        for path in stored_files():
+            data = (DATA / path).read_bytes()
+            scanner = InstanceScanner()
+            early = None
+            for start in range(0, len(data), 1000):
+                scanner.feed(data[start : start + 1000])
+                early = early or scanner.early_header()
+            header = scanner.finish()
+            if early is not None:
+                early_count += 1
+                self.assertEqual(early, header, path)
+        self.assertGreater(early_count, 100)
+
+
 class RejectionTests(SynchronousTestCase):
     """
     The scanner rejects what is not a storable instance, with a precise error.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from twisted.internet.defer import succeed
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests import fixtures
@@ -101,3 +102,39 @@ class IngestSessionTests(SynchronousTestCase):
         failure = self.failureResultOf(session.finish(), InvalidInstanceError)
         self.assertIn("SOPInstanceUID", failure.value.message)
         self.assertEqual(transfer.aborted, 1)
+
+
+class _RecordingTransfer:
+    def __init__(self) -> None:
+        self.finished: list[IndexEntry] = []
+
+    def write(self, data: bytes | memoryview) -> None:
+        pass
+
+    def abort(self) -> None:
+        raise AssertionError("the transfer must not be aborted")
+
+    def finish(self, entry: IndexEntry) -> Any:
+        self.finished.append(entry)
+        return succeed(entry)
+
+
+class EarlyEntryTests(SynchronousTestCase):
+    """
+    The index entry is built while the pixel data still arrives.
+    """
+
+    def test_entry_built_before_last_bytes(self) -> None:
+        """
+        With all but the last byte fed, the entry exists, and finish hands
+        that entry to the transfer.
+        """
+        transfer = _RecordingTransfer()
+        session = IngestSession(_Store(transfer), Provenance("RestApi"))  # type: ignore[arg-type]
+        data = fixtures.part10_bytes(fixtures.make_dataset(rows=64, columns=64))
+        session.feed(data[:-1])
+        early = session._early_entry
+        self.assertIsNotNone(early)
+        session.feed(data[-1:])
+        self.assertIs(self.successResultOf(session.finish()), early)
+        self.assertEqual(transfer.finished, [early])

@@ -98,6 +98,8 @@ class IngestSession:
         self._expected_class = expected_sop_class_uid
         self._expected_instance = expected_sop_instance_uid
         self._failure: InvalidInstanceError | StorageError | None = None
+        # The index entry built from the header while the rest arrives.
+        self._early_entry: IndexEntry | None = None
         self._done = False
         self.size = 0
         self.header: InstanceHeader | None = None
@@ -127,6 +129,8 @@ class IngestSession:
         except InvalidInstanceError as error:
             self._fail(error)
             return
+        if self._early_entry is None:
+            self._prepare_entry()
         try:
             self._transfer.write(data)
         except StorageError as error:
@@ -158,9 +162,29 @@ class IngestSession:
             raise
         return self._transfer.finish(entry)
 
+    def _prepare_entry(self) -> None:
+        """
+        Build the index entry as soon as the scanner has the header, so that
+        only the check of the last bytes remains when the instance ends.
+        """
+        header = self._scanner.early_header()
+        if header is None:
+            return
+        try:
+            self._early_entry = self._entry_for(header)
+        except InvalidInstanceError:
+            # finish raises it, after the checks of the whole instance.
+            return
+
     def _index_entry(self) -> IndexEntry:
         header = self._scanner.finish()
         self.header = header
+        early = self._early_entry
+        if early is not None and early.header is header:
+            return early
+        return self._entry_for(header)
+
+    def _entry_for(self, header: InstanceHeader) -> IndexEntry:
         for keyword, value in (
             ("SOPClassUID", header.sop_class_uid),
             ("SOPInstanceUID", header.sop_instance_uid),

@@ -93,6 +93,9 @@ _COLLECTED: dict[int, str] = {
     for keyword, (group, element) in TAG_NUMBERS.items()
 }
 _COLLECTED[_DIRECTORY_RECORD_SEQUENCE] = "DirectoryRecordSequence"
+# Once a top-level element with a larger tag is walked, every collected tag
+# of a data set in ascending tag order has been seen.
+_LAST_COLLECTED = max(_COLLECTED)
 
 _META_TAGS = {
     0x00020002: "MediaStorageSOPClassUID",
@@ -227,6 +230,14 @@ class InstanceScanner:
         self._skip = 0
         self._values: dict[str, tuple[bytes, bool]] = {}
         self._dicomdir = False
+        # Whether the walk passed the last collected tag at the top level, and
+        # the header built from the values collected until then.
+        self._past_collected = False
+        self._early_header: InstanceHeader | None = None
+        self._early_tried = False
+        # Values collected, counting a repeated tag each time.
+        self._collected = 0
+        self._collected_early = 0
         if transfer_syntax is None:
             self._phase = _PREAMBLE
         else:
@@ -275,7 +286,34 @@ class InstanceScanner:
         if self._inflater is not None:
             self._finish_inflater()
         self._finish_walk()
+        early = self._early_header
+        if early is not None and self._collected_early == self._collected:
+            return early
         return self._build_header()
+
+    def early_header(self) -> InstanceHeader | None:
+        """
+        Return the header as soon as the walk has passed every tag it reads,
+        which in a data set in ascending tag order is before the pixel data.
+
+        L{finish} still checks the rest of the instance, and returns this
+        header only if no collected tag came after it.
+
+        @return: the header, or L{None} while tags may still come or when
+            the header cannot be built yet (L{finish} then raises the error).
+        """
+        if self._early_header is not None:
+            return self._early_header
+        if not self._past_collected or self._early_tried:
+            return None
+        # The header is built once. If that fails, finish raises the error.
+        self._early_tried = True
+        self._collected_early = self._collected
+        try:
+            self._early_header = self._build_header()
+        except InvalidInstanceError:
+            return None
+        return self._early_header
 
     # Upload detection and the File Meta group.
 
@@ -505,6 +543,8 @@ class InstanceScanner:
                         f"at offset {base + pos}"
                     )
             if length == _UNDEFINED_LENGTH or vr == b"SQ":
+                if kind == _TOP and (group << 16) | element > _LAST_COLLECTED:
+                    self._past_collected = True
                 self._push(
                     (group << 16) | element, vr, length, kind, base + pos + header
                 )
@@ -514,7 +554,9 @@ class InstanceScanner:
             value_end = pos + header + length
             if kind == _TOP:
                 tag = (group << 16) | element
-                if tag in collected and length <= _MAX_COLLECTED_LENGTH:
+                if tag > _LAST_COLLECTED:
+                    self._past_collected = True
+                elif tag in collected and length <= _MAX_COLLECTED_LENGTH:
                     if value_end > end:
                         self._need = header + length
                         return pos
@@ -617,6 +659,7 @@ class InstanceScanner:
             self._dicomdir = True
             return
         self._values[keyword] = (bytes(value), self._little)
+        self._collected += 1
 
     def _finish_walk(self) -> None:
         if self._skip:
