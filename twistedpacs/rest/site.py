@@ -13,6 +13,6 @@ from twistedpacs.rest.upload import UploadSite
 
 def build_site(store: Any, settings: Settings, reactor: Any) -> UploadSite:
     api = RestApi(store, settings, reactor)
-    site = UploadSite(api.app.resource(), store, settings)
+    site = UploadSite(api.app.resource(), store, settings, reactor=reactor)
     site.displayTracebacks = False
     return site
