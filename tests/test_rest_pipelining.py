@@ -42,14 +42,18 @@ class _Answer(Resource):
         return b"ok"
 
 
-def _channel(resource: Resource | None = None) -> tuple[Any, StringTransport]:
-    # The channel's timeouts go to a clock, never to the global reactor.
-    site = Site(resource or _Answer(), reactor=Clock())
-    site.protocol = UploadChannel  # type: ignore[assignment]
+def _site_channel(site: Site) -> tuple[Any, StringTransport]:
     channel: Any = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5))
     transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 6))
     channel.makeConnection(transport)
     return channel, transport
+
+
+def _channel(resource: Resource | None = None) -> tuple[Any, StringTransport]:
+    # The channel's timeouts go to a clock, never to the global reactor.
+    site = Site(resource or _Answer(), reactor=Clock())
+    site.protocol = UploadChannel  # type: ignore[assignment]
+    return _site_channel(site)
 
 
 class _TCPLikeTransport(StringTransport):
@@ -165,9 +169,7 @@ class HeadSplitTests(SynchronousTestCase):
         """
         settings = Settings(null_store=True)
         site = build_site(NullStore(settings, Clock()), settings, Clock())
-        channel: Any = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5))
-        transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 6))
-        channel.makeConnection(transport)
+        channel, transport = _site_channel(site)
         dataset = fixtures.make_dataset(rows=256, columns=512)
         data = fixtures.part10_bytes(dataset)
         self.assertGreater(len(data), HEAD_SPLIT_SIZE)
@@ -183,9 +185,7 @@ class HeadSplitTests(SynchronousTestCase):
         """
         settings = Settings(null_store=True, maximum_instance_size=1024)
         site = build_site(NullStore(settings, Clock()), settings, Clock())
-        channel: Any = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5))
-        transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 6))
-        channel.makeConnection(transport)
+        channel, transport = _site_channel(site)
         channel.dataReceived(_post(b"/instances", self.body))
         output = transport.value()
         self.assertTrue(output.startswith(b"HTTP/1.1 413"), output[:300])
@@ -249,9 +249,7 @@ class EarlyFinishTests(SynchronousTestCase):
         site = build_site(store, settings, Clock())
         spy = _RoutingSpy(store, site.resource)
         site.resource = spy
-        channel: Any = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5))
-        transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 6))
-        channel.makeConnection(transport)
+        channel, transport = _site_channel(site)
         data = fixtures.part10_bytes(fixtures.make_dataset())
         channel.dataReceived(_post(b"/instances", data))
         self.assertEqual(spy.finished_at_routing, [1])
