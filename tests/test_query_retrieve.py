@@ -317,9 +317,14 @@ class RemotePACSTests(SynchronousTestCase):
 
     def test_rest_modalities_and_echo(self) -> None:
         """
-        GET /modalities lists both names and an echo to each answers {}.
+        GET /modalities lists both names, with ?expand their AE titles, hosts
+        and ports, and an echo to each answers {}.
         """
         self.assertEqual(self.local.get_json("/modalities"), ["push", "remote"])
+        for query in ("?expand", "?expand=true"):
+            expanded = self.local.get_json("/modalities" + query)
+            self.assertEqual(sorted(expanded), ["push", "remote"], query)
+            self.assertEqual(set(expanded["remote"]), {"AET", "Host", "Port"}, query)
         self.assertEqual(
             self.local.request("POST", "/modalities/remote/echo", b""), (200, {})
         )

@@ -44,6 +44,7 @@ from twistedpacs.dimse.scu import ProposedContext, ServiceUser, associate
 from twistedpacs.dimse.status import StatusCategory, status_category
 from twistedpacs.model import LEVELS, Level
 from twistedpacs.rest.errors import RestError
+from twistedpacs.rest.resources import has_flag
 
 __all__ = ["MAXIMUM_QUERIES", "add_routes"]
 
@@ -378,7 +379,7 @@ def add_routes(app: Klein) -> None:
     @app.route("/modalities", methods=["GET"])
     def list_modalities(api: Any, request: IRequest) -> bytes:
         names = sorted(api.settings.dicom_modalities)
-        if b"expand" in (request.args or {}):
+        if has_flag(request, b"expand"):
             expanded = {
                 name: {"AET": aet, "Host": host, "Port": port}
                 for name, (aet, host, port) in api.settings.dicom_modalities.items()
