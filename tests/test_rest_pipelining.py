@@ -13,6 +13,7 @@ from typing import Any
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
@@ -254,6 +255,53 @@ class EarlyFinishTests(SynchronousTestCase):
         channel.dataReceived(_post(b"/instances", data))
         self.assertEqual(spy.finished_at_routing, [1])
         self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 OK"))
+
+
+class VerboseLogTests(SynchronousTestCase):
+    """
+    With C{--verbose}, every instance received over REST gets a debug event,
+    whether it came as the body or as a part of a form upload.
+    """
+
+    def received_events(self, verbose: bool, body: bytes, content_type: bytes) -> int:
+        settings = Settings(null_store=True, verbose=verbose)
+        site = build_site(NullStore(settings, Clock()), settings, Clock())
+        channel, transport = _site_channel(site)
+        head = (
+            b"POST /instances HTTP/1.1\r\nHost: pacs\r\nContent-Type: %s\r\n"
+            b"Content-Length: %d\r\n\r\n" % (content_type, len(body))
+        )
+        with capturedLogs() as events:
+            channel.dataReceived(head + body)
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 OK"))
+        return sum(
+            1
+            for event in events
+            if event["log_level"] is LogLevel.debug and "instance_id" in event
+        )
+
+    def test_body_logged_only_verbose(self) -> None:
+        """
+        A DICOM body gets one event with C{--verbose} and none without.
+        """
+        data = fixtures.part10_bytes(fixtures.make_dataset())
+        self.assertEqual(self.received_events(True, data, b"application/dicom"), 1)
+        self.assertEqual(self.received_events(False, data, b"application/dicom"), 0)
+
+    def test_form_parts_logged(self) -> None:
+        """
+        A form upload of two files gets one event per file with C{--verbose}.
+        """
+        parts = [
+            (f"{index}.dcm", "application/dicom", fixtures.part10_bytes(dataset))
+            for index, dataset in enumerate(
+                [fixtures.make_dataset(), fixtures.make_dataset()]
+            )
+        ]
+        body = fixtures.multipart_body(parts, "BOUNDARY")
+        content_type = b"multipart/form-data; boundary=BOUNDARY"
+        self.assertEqual(self.received_events(True, body, content_type), 2)
+        self.assertEqual(self.received_events(False, body, content_type), 0)
 
 
 class HeldRequestTests(SynchronousTestCase):

@@ -445,8 +445,8 @@ class DIMSEServiceProvider:
         # is built only with --verbose.
         if self._settings.verbose:
             self.log.debug(
-                "Association {association_id}: stored {sop_instance_uid} as "
-                "{instance_id} ({status}, {size} bytes)",
+                "Association {association_id}: received {sop_instance_uid} as "
+                "{instance_id}: {status}, {size} bytes",
                 association_id=self._association.association_id,
                 sop_instance_uid=request.affected_sop_instance_uid,
                 instance_id=result.ids.instance,
