@@ -366,8 +366,10 @@ class MoveOperation:
         context = choose_context(user, sop_class, syntax)
         if context is None:
             self.log.info(
-                "{service}: {sop_instance_uid} not sent, no accepted presentation "
-                "context fits {sop_class_uid} in {transfer_syntax}",
+                "Association {association_id}: {service} of {sop_instance_uid} "
+                "failed, no accepted presentation context fits {sop_class_uid} "
+                "in {transfer_syntax}",
+                association_id=self._host.association_id,
                 service=self.service,
                 sop_instance_uid=uid,
                 sop_class_uid=sop_class,

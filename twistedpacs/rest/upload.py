@@ -281,8 +281,8 @@ class UploadRequest(Request):
         self.content = _DiscardedContent()  # type: ignore[assignment]
         self.log.info(
             "Rejected {method} {uri} before its body: {problem}",
-            method=self.method,
-            uri=self.uri,
+            method=self.method.decode("latin-1"),
+            uri=self.uri.decode("latin-1"),
             problem=error.message,
         )
         transport = self.channel.transport
@@ -313,7 +313,7 @@ class UploadRequest(Request):
             self.log.info(
                 "Connection lost during upload {uri} after {size} bytes, "
                 "so the unfinished instance, archive or part was dropped",
-                uri=self.uri,
+                uri=self.uri.decode("latin-1"),
                 size=body.size,
             )
             body.abort()
