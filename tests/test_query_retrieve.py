@@ -192,6 +192,35 @@ class _StoreSCP:
         shutil.rmtree(self.directory)
 
 
+def _getscu(
+    server: ServerProcess, study: str, directory: str, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """
+    Retrieve a study with DCMTK's getscu into C{directory}.
+    """
+    return subprocess.run(
+        [
+            "getscu",
+            "-S",
+            "-aet",
+            "QA_SCU",
+            "-aec",
+            AET,
+            "-od",
+            directory,
+            "-k",
+            "QueryRetrieveLevel=STUDY",
+            "-k",
+            "StudyInstanceUID=" + study,
+            "127.0.0.1",
+            str(server.dicom_port),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def _data_set(file_bytes: bytes) -> bytes:
     from twistedpacs.dimse.outgoing import dataset_offset
 
@@ -568,27 +597,7 @@ class LargeMoveTests(SynchronousTestCase):
         self.addCleanup(shutil.rmtree, directory)
 
         def get() -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [
-                    "getscu",
-                    "-S",
-                    "-aet",
-                    "QA_SCU",
-                    "-aec",
-                    AET,
-                    "-od",
-                    directory,
-                    "-k",
-                    "QueryRetrieveLevel=STUDY",
-                    "-k",
-                    "StudyInstanceUID=" + self.study,
-                    "127.0.0.1",
-                    str(self.server.dicom_port),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
+            return _getscu(self.server, self.study, directory, timeout=120)
 
         done, growth = self._peak_rss_during(get)
         self.assertEqual(done.returncode, 0, done.stderr)
@@ -641,27 +650,7 @@ class GetSCPTests(SynchronousTestCase):
         _require("getscu")
         directory = tempfile.mkdtemp(prefix="getscu-")
         self.addCleanup(shutil.rmtree, directory)
-        done = subprocess.run(
-            [
-                "getscu",
-                "-S",
-                "-aet",
-                "QA_SCU",
-                "-aec",
-                AET,
-                "-od",
-                directory,
-                "-k",
-                "QueryRetrieveLevel=STUDY",
-                "-k",
-                "StudyInstanceUID=" + self.study,
-                "127.0.0.1",
-                str(self.server.dicom_port),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = _getscu(self.server, self.study, directory, timeout=60)
         self.assertEqual(done.returncode, 0, done.stderr)
 
         received = {}

@@ -62,6 +62,19 @@ def forget_md5(directory: str, instance_id: str, mark: bool) -> None:
         env.close()
 
 
+async def store_without_md5(
+    case: TestCase, directory: str, data: bytes, entry: IndexEntry, mark: bool
+) -> None:
+    """
+    Store C{data} in a fresh store in C{directory}, close it, and make it look
+    as if it stopped before the MD5 was recorded (see L{forget_md5}).
+    """
+    store = open_store(case, directory)
+    await store_bytes(store, data, entry)
+    await store.close()
+    forget_md5(directory, entry.ids.instance, mark)
+
+
 class _FailingCommit:
     """
     A write transaction whose commit raises, as on a full or failing disk.
@@ -191,12 +204,9 @@ class DigestTests(TestCase):
         hashed when the store opens again.
         """
         directory = self.mktemp()
-        store = open_store(self, directory)
         data = payload(1_500_000, seed=4)
         entry = make_entry(prefix=PREFIX)
-        await store_bytes(store, data, entry)
-        await store.close()
-        forget_md5(directory, entry.ids.instance, mark=True)
+        await store_without_md5(self, directory, data, entry, mark=True)
         store = open_store(self, directory)
         self.assertEqual(
             recorded_md5(store, entry.ids.instance),
@@ -246,12 +256,9 @@ class DigestTests(TestCase):
         stored bytes all the same.
         """
         directory = self.mktemp()
-        store = open_store(self, directory)
         data = payload(600_000, seed=7)
         entry = make_entry(prefix=PREFIX)
-        await store_bytes(store, data, entry)
-        await store.close()
-        forget_md5(directory, entry.ids.instance, mark=False)
+        await store_without_md5(self, directory, data, entry, mark=False)
         store = open_store(self, directory)
         self.assertNotIn("FileMD5", store.metadata(entry.ids.instance) or {})
         metadata = await store.metadata_with_md5(entry.ids.instance)
@@ -338,11 +345,9 @@ class DigestTests(TestCase):
         not keep the store from opening.
         """
         directory = self.mktemp()
-        store = open_store(self, directory)
         entry = make_entry()
-        await store_bytes(store, payload(3000, seed=8), entry)
-        await store.close()
-        forget_md5(directory, entry.ids.instance, mark=True)
+        data = payload(3000, seed=8)
+        await store_without_md5(self, directory, data, entry, mark=True)
         env = lmdb.open(directory, max_dbs=24)
         try:
             chunks = env.open_db(b"chunks")

@@ -598,40 +598,17 @@ class DIMSEServiceProvider:
             )
             return
         operation: _Operation
+        shared = (self, context, request, bytes(identifier), self._store)
         if isinstance(request, CFindRQ):
-            operation = FindOperation(
-                self,
-                context,
-                request,
-                bytes(identifier),
-                self._store,
-                self._settings.aet,
-                self._cooperator,
-            )
-        elif isinstance(request, CMoveRQ):
-            operation = MoveOperation(
-                self,
-                context,
-                request,
-                bytes(identifier),
-                self._store,
-                self._settings,
-                self._reactor,
-                self._cooperator,
-            )
+            operation = FindOperation(*shared, self._settings.aet, self._cooperator)
         else:
-            operation = GetOperation(
-                self,
-                context,
-                request,
-                bytes(identifier),
-                self._store,
-                self._settings,
-                self._reactor,
-                self._cooperator,
-                self._association,
-                self._storage_contexts,
-            )
+            retrieve = (*shared, self._settings, self._reactor, self._cooperator)
+            if isinstance(request, CMoveRQ):
+                operation = MoveOperation(*retrieve)
+            else:
+                operation = GetOperation(
+                    *retrieve, self._association, self._storage_contexts
+                )
         self._waiting.append(operation)
         self._flush()
 
