@@ -90,7 +90,8 @@ def _source() -> tuple[bytes, bytes, str]:
 
 
 def _pieces(data: bytes) -> list[bytes]:
-    return [data[offset : offset + READ_SIZE] for offset in range(0, len(data), READ_SIZE)]
+    starts = range(0, len(data), READ_SIZE)
+    return [data[start : start + READ_SIZE] for start in starts]
 
 
 def dicom_sender(settings: Settings) -> Callable[[int], None]:

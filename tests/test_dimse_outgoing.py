@@ -239,7 +239,7 @@ class StreamingStoreTests(SynchronousTestCase):
     def test_waits_while_transport_is_full(self) -> None:
         """
         While the transport does not drain, no fragment of the data set is
-        sent and at most two pieces are read; all of it follows the drain.
+        sent and at most two pieces are read. All of it follows the drain.
         """
         reader = FakeReader(self.pieces)
         self.client.paused = True

@@ -130,7 +130,8 @@ class EarlyEntryTests(SynchronousTestCase):
         that entry to the transfer.
         """
         transfer = _RecordingTransfer()
-        session = IngestSession(_Store(transfer), Provenance("RestApi"))  # type: ignore[arg-type]
+        store: Any = _Store(transfer)  # type: ignore[arg-type]
+        session = IngestSession(store, Provenance("RestApi"))
         data = fixtures.part10_bytes(fixtures.make_dataset(rows=64, columns=64))
         session.feed(data[:-1])
         early = session._early_entry

@@ -64,8 +64,8 @@ class _TCPLikeTransport(StringTransport):
 
 class ReadSizeTests(SynchronousTestCase):
     """
-    The channel asks for 1 MiB per read, so a 0.5 MB upload takes one trip
-    through the reactor instead of eight.
+    The channel reads up to 1 MiB at a time, so a 0.5 MB upload takes one
+    trip through the reactor instead of eight.
     """
 
     def test_read_size(self) -> None:
@@ -88,10 +88,8 @@ def _post(path: bytes, body: bytes, chunked: bool = False) -> bytes:
             % (path, len(body))
             + body
         )
-    chunks = b"".join(
-        b"%x\r\n%s\r\n" % (len(body[start : start + 40000]), body[start : start + 40000])
-        for start in range(0, len(body), 40000)
-    )
+    pieces = [body[start : start + 40000] for start in range(0, len(body), 40000)]
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces)
     return (
         b"POST %s HTTP/1.1\r\nHost: pacs\r\nTransfer-Encoding: chunked\r\n\r\n"
         % path

@@ -402,8 +402,8 @@ class NegotiationTests(SynchronousTestCase):
     def test_negotiate_roles_and_window(self) -> None:
         """
         Role selection keeps the requestor's SCU role, and its SCP role for
-        a storage class (which a C-GET sends on) but not for a query class;
-        an asynchronous operations window is answered with 1/1.
+        a storage class (which a C-GET sends on) but not for a query class.
+        An asynchronous operations window gets 1/1 in the A-ASSOCIATE-AC.
         """
         study_find = "1.2.840.10008.5.1.4.1.2.2.1"
 
@@ -427,7 +427,7 @@ class NegotiationTests(SynchronousTestCase):
     def test_negotiate_requestor_scp_classes(self) -> None:
         """
         The storage classes whose SCP role the requestor took are the ones a
-        C-GET may send on; a storage class proposed without the SCP role is
+        C-GET may send on. A storage class proposed without the SCP role is
         not among them.
         """
         from twistedpacs.ul.negotiation import negotiate

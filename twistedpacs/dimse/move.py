@@ -12,9 +12,9 @@ each sub-operation, then the final one: 0x0000, 0xB000 when any failed or
 had a warning, 0xA702 when the destination could not be reached, 0xA801 for
 an unknown destination and 0xFE00 after a C-CANCEL-RQ.
 
-A L{GetOperation} answers a C-GET-RQ the same way, except that it sends the
-C-STORE-RQs back on the association the C-GET-RQ arrived on, on the storage
-contexts for which the requestor took the SCP role, and answers with
+A L{GetOperation} handles a C-GET-RQ the same way, except that it sends the
+C-STORE-RQs back on the association the C-GET-RQ arrived on. It uses the
+storage contexts for which the requestor took the SCP role, and responds with
 C-GET-RSPs.
 """
 

@@ -316,7 +316,7 @@ class ServiceUser:
             self._send(context.context_id, build(message_id), None)
             sending = self._send_source(context.context_id, dataset)
             # The lock is held until the last fragment is out, even when the
-            # peer answers early, so no other message interleaves with it.
+            # peer responds early, so no other message interleaves with it.
             sending.addCallbacks(
                 lambda _: request.done, self._source_failed, errbackArgs=(request,)
             )
@@ -348,7 +348,7 @@ class ServiceUser:
         if piece is None:
             raise DIMSEFailure("the data set to send is empty")
         while piece is not None:
-            # The next piece tells whether this one ends the data set. It is
+            # The next piece shows whether this one ends the data set. It is
             # read while the transport sends the previous one.
             following = yield source.read_next()
             yield self._protocol.writable()

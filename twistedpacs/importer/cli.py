@@ -268,7 +268,9 @@ def _build_parser(stdout: TextIO) -> _ArgumentParser:
             " HOST PORT PATH [USERNAME PASSWORD]."
         ),
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="file, folder, ZIP or tar archive")
+    parser.add_argument(
+        "paths", nargs="+", metavar="PATH", help="file, folder, ZIP or tar archive"
+    )
     parser.add_argument(
         "--url", default=DEFAULT_URL, help=f"server base URL (default {DEFAULT_URL})"
     )

@@ -305,8 +305,8 @@ def _answer_roles(
 
     The requestor keeps the SCU role where it proposed it. It gets the SCP
     role of a storage SOP class where it proposed it, which lets a C-GET
-    send it the instances of that class; other classes have no SCP role for
-    the requestor to take, since this server only answers them.
+    send it the instances of that class. Other classes have no SCP role for
+    the requestor to take, because this server only responds to them.
     """
     answers = []
     answered: set[str] = set()

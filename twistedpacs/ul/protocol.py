@@ -118,7 +118,7 @@ class _WriteBackpressure:
 
     def resumeProducing(self) -> None:
         """
-        Read again once nothing else holds the reading back, and let a
+        Read again unless another reason still pauses reading, and let a
         C-GET send its next piece.
         """
         self._protocol.resume_reading(_PAUSED_FOR_WRITES)
