@@ -97,6 +97,49 @@ class TransferTests(SynchronousTestCase):
         transfer.finish(make_entry())
         self.assertEqual(sent_bytes(operations), b"abc")
 
+    def test_bytearray_copied(self) -> None:
+        """
+        A bytearray handed over whole is copied too, not kept.
+        """
+        transfer, operations, _ = make_transfer(1 << 20)
+        buffer = bytearray(b"abc")
+        transfer.write(buffer)
+        buffer[:] = b"xyz"
+        transfer.finish(make_entry())
+        self.assertEqual(sent_bytes(operations), b"abc")
+
+    def test_read_only_pieces_joined_once(self) -> None:
+        """
+        Read-only pieces are kept by reference and joined into C{bytes}
+        chunks. The last chunk contains only its own bytes.
+        """
+        data = payload(CHUNK_SIZE + 1000, seed=7)
+        received = memoryview(data)
+        transfer, operations, _ = make_transfer(1 << 30)
+        for start in range(0, len(data), 3000):
+            transfer.write(received[start : start + 3000])
+        transfer.finish(make_entry())
+        finish = operations[-1]
+        assert isinstance(finish, FinishOp)
+        self.assertEqual([len(piece) for piece in finish.data], [CHUNK_SIZE, 1000])
+        self.assertEqual([type(piece) for piece in finish.data], [bytes, bytes])
+        self.assertEqual(b"".join(finish.data), data)
+
+    def test_streamed_chunks_are_bytes(self) -> None:
+        """
+        Past the threshold each chunk leaves as one C{bytes} of a chunk's
+        length as soon as its last byte is written.
+        """
+        data = payload(2 * CHUNK_SIZE, seed=8)
+        transfer, operations, _ = make_transfer(0)
+        transfer.write(data[: CHUNK_SIZE - 1])
+        self.assertEqual(operations, [])
+        transfer.write(data[CHUNK_SIZE - 1 :])
+        chunks = [op.data for op in operations if isinstance(op, ChunkOp)]
+        self.assertEqual([len(chunk) for chunk in chunks], [CHUNK_SIZE, CHUNK_SIZE])
+        self.assertEqual([type(chunk) for chunk in chunks], [bytes, bytes])
+        self.assertEqual(b"".join(chunks), data)
+
     def test_finish_twice_refused(self) -> None:
         """
         A second finish, or a write after finish, raises L{StorageError}.

@@ -51,7 +51,7 @@ class DigestJob:
     instance_id: str
     blob_id: int
     prefix: bytes
-    pieces: list[bytearray | memoryview] | None
+    pieces: list[bytes] | None
     release: tuple[Any, int] | None = None
 
 

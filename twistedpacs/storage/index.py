@@ -220,7 +220,7 @@ def write_chunks(
     dbs: Databases,
     blob_id: int,
     first_number: int,
-    pieces: list[bytearray | memoryview],
+    pieces: list[bytes],
 ) -> int:
     """
     Store each of C{pieces}, at most one chunk long, as one chunk, numbered

@@ -5,6 +5,7 @@ sender while the writer catches up.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, fail
@@ -68,11 +69,12 @@ class Transfer:
     """
     The bytes of one instance on their way into the store.
 
-    The bytes are copied once, into buffers of one chunk (512 KiB) each that
-    the writer puts as they are. Up to the
-    in-memory threshold the buffers stay here and go to the writer at
-    L{finish}. Past it each buffer goes to the writer as it fills, and the
-    writer marks the blob as pending with the first chunk.
+    Written pieces are kept by reference until they add up to one chunk
+    (512 KiB), and then joined into that chunk. So the bytes are copied once,
+    into memory that is not zero-filled first, and the last chunk is only as
+    long as its bytes. Up to the in-memory threshold the chunks stay here and
+    go to the writer at L{finish}. Past it each chunk goes to the writer as it
+    fills, and the writer marks the blob as pending with the first chunk.
     """
 
     def __init__(
@@ -90,9 +92,9 @@ class Transfer:
         self._seconds = seconds
         self._threshold = in_memory_threshold
         self._on_done = on_done
-        # Full chunk buffers kept until finish, then the one being filled.
-        self._chunks: list[bytearray] = []
-        self._current: bytearray | None = None
+        # Full chunks kept until finish, and the pieces of the next chunk.
+        self._chunks: list[bytes] = []
+        self._pieces: deque[memoryview] = deque()
         self._fill = 0
         self._size = 0
         self._streaming = False
@@ -107,36 +109,46 @@ class Transfer:
 
     def write(self, data: bytes | memoryview) -> None:
         """
-        Add bytes of the instance, copying them.
+        Add bytes of the instance. Read-only data (C{bytes}, or a view of
+        them) is kept until its chunk is joined, so its owner must not change
+        it. Writable data is copied at once.
 
         @raise StorageError: if the transfer is finished or aborted.
         """
         if self._done:
             raise StorageError("cannot write to a finished or aborted transfer")
-        if self._state.failed is not None:
+        if self._state.failed is not None or not data:
             return
-        size = len(data)
-        self._size += size
-        view = data if isinstance(data, memoryview) else memoryview(data)
-        offset = 0
-        while offset < size:
-            current = self._current
-            if current is None:
-                current = self._current = bytearray(CHUNK_SIZE)
-                self._fill = 0
-            fill = self._fill
-            take = min(CHUNK_SIZE - fill, size - offset)
-            current[fill : fill + take] = view[offset : offset + take]
-            self._fill = fill + take
-            offset += take
-            if self._fill == CHUNK_SIZE:
-                self._chunk_filled(current)
+        view = memoryview(data)
+        if not view.readonly:
+            view = memoryview(bytes(view))
+        self._size += len(view)
+        self._pieces.append(view)
+        self._fill += len(view)
+        while self._fill >= CHUNK_SIZE:
+            self._chunk_filled(self._join(CHUNK_SIZE))
         if not self._streaming and self._size > self._threshold:
             self._start_streaming()
 
-    def _chunk_filled(self, chunk: bytearray) -> None:
-        self._current = None
-        self._fill = 0
+    def _join(self, size: int) -> bytes:
+        """
+        Join the first C{size} bytes of the pieces into one chunk.
+        """
+        pieces, selected, length = self._pieces, [], 0
+        while length < size:
+            piece = pieces[0]
+            missing = size - length
+            if len(piece) <= missing:
+                selected.append(pieces.popleft())
+                length += len(piece)
+            else:
+                selected.append(piece[:missing])
+                pieces[0] = piece[missing:]
+                length = size
+        self._fill -= size
+        return b"".join(selected)
+
+    def _chunk_filled(self, chunk: bytes) -> None:
         if self._streaming:
             self._ship(chunk)
         else:
@@ -148,7 +160,7 @@ class Transfer:
         for chunk in chunks:
             self._ship(chunk)
 
-    def _ship(self, chunk: bytearray) -> None:
+    def _ship(self, chunk: bytes) -> None:
         self._flow.add(self._state, CHUNK_SIZE)
         self._submit(ChunkOp(self._state, chunk))
 
@@ -168,11 +180,10 @@ class Transfer:
         if self._state.failed is not None:
             self._submit(AbortOp(self._state))
             return fail(self._state.failed)
-        # The writer only reads the buffers, so they are handed over uncopied.
-        data: list[bytearray | memoryview] = list(self._chunks)
-        if self._current is not None and self._fill:
-            data.append(memoryview(self._current)[: self._fill])
-        self._chunks, self._current = [], None
+        data = self._chunks
+        if self._fill:
+            data.append(self._join(self._fill))
+        self._chunks = []
         deferred: Deferred[StoreResult] = Deferred()
         op = FinishOp(
             state=self._state,
@@ -196,7 +207,9 @@ class Transfer:
         self._done = True
         self._on_done(self)
         self._state.aborted = True
-        self._chunks, self._current = [], None
+        self._chunks = []
+        self._pieces.clear()
+        self._fill = 0
         self._flow.forget(self._state)
         if self._streaming:
             self._submit(AbortOp(self._state))

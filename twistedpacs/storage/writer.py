@@ -97,7 +97,7 @@ class TransferState:
 @dataclass
 class ChunkOp:
     state: TransferState
-    data: bytes | bytearray
+    data: bytes
 
 
 @dataclass
@@ -112,7 +112,7 @@ class FinishOp:
 
     state: TransferState
     entry: IndexEntry
-    data: list[bytearray | memoryview]
+    data: list[bytes]
     size: int
     timestamp: float
     deferred: Deferred[StoreResult]
