@@ -2,7 +2,8 @@
 Time the reactor's share of one instance, in one process and without a
 network or a disk: a C-STORE fed to the DICOM protocol, and a C{POST
 /instances} fed to the HTTP channel, both on a L{StringTransport} in front of
-the null store.
+the null store. A third row times what the null store leaves out: a store
+transfer joining the data set's PDVs into chunks for the writer.
 
 Run from the repository root: C{python -m benchmarks.reactor_cpu [COUNT]
 [--profile]}. It sends the SMALL source file of pydicom-data (526 KB) COUNT
@@ -20,8 +21,8 @@ import statistics
 import struct
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 from pydicom import dcmread
 from twisted.internet.address import IPv4Address
@@ -29,10 +30,14 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from benchmarks.data import SMALL_SOURCE, source_directory
+from benchmarks.store_latency import entry
 from twistedpacs.config import Settings
 from twistedpacs.dimse.commands import CStoreRQ, encode_command
 from twistedpacs.rest.site import build_site
+from twistedpacs.service import keep_buffers_in_heap
 from twistedpacs.storage.null import NullStore
+from twistedpacs.storage.transfer import FlowControl, Transfer
+from twistedpacs.storage.writer import Operation, TransferState
 from twistedpacs.ul.listener import build_factory
 
 READ_SIZE = 1024 * 1024
@@ -157,6 +162,39 @@ def rest_sender(settings: Settings) -> Callable[[int], None]:
     return send
 
 
+def chunk_sender(settings: Settings) -> Callable[[int], None]:
+    """
+    Return a function that writes the SMALL data set COUNT times into a store
+    transfer, one view per PDV as the DICOM protocol hands them over, and
+    drops the operations meant for the writer.
+    """
+    _, dataset, _ = _source()
+    received = memoryview(dataset)
+    room = PDU_LENGTH - 12
+    views = [received[start : start + room] for start in range(0, len(dataset), room)]
+    flow = FlowControl(1 << 62, 1 << 62)
+    dropped: list[Operation] = []
+    index_entry = entry(0)
+
+    def send(count: int) -> None:
+        for _ in range(count):
+            state = TransferState(lambda: None, lambda: None)
+            transfer = Transfer(
+                state,
+                dropped.append,
+                flow,
+                time.monotonic,
+                settings.in_memory_threshold,
+                lambda transfer: None,
+            )
+            for view in views:
+                transfer.write(view)
+            transfer.finish(index_entry)
+            dropped.clear()
+
+    return send
+
+
 def measure(send: Callable[[int], None], count: int, runs: int = 5) -> float:
     """
     Return the median over C{runs} of the microseconds per instance.
@@ -174,7 +212,14 @@ def main() -> None:
     arguments = [argument for argument in sys.argv[1:] if not argument.startswith("-")]
     count = int(arguments[0]) if arguments else 2000
     settings = replace(Settings(), null_store=True)
-    for name, build in (("C-STORE", dicom_sender), ("REST", rest_sender)):
+    # The server sets the same allocator thresholds when it starts.
+    keep_buffers_in_heap()
+    senders = (
+        ("C-STORE", dicom_sender),
+        ("REST", rest_sender),
+        ("chunks", chunk_sender),
+    )
+    for name, build in senders:
         send = build(settings)
         print(f"{name:8} {measure(send, count):7.1f} us per instance")
         if "--profile" in sys.argv:

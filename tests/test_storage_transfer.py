@@ -5,7 +5,6 @@ without a writer thread.
 
 from __future__ import annotations
 
-
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
