@@ -5,6 +5,9 @@ without a writer thread.
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
+
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
@@ -107,19 +110,74 @@ class TransferTests(SynchronousTestCase):
         transfer.finish(make_entry())
         self.assertEqual(sent_bytes(operations), b"abc")
 
-    def test_read_only_pieces_joined_once(self) -> None:
+    def test_read_only_view_of_bytearray_copied(self) -> None:
         """
-        Read-only pieces are kept by reference and joined into C{bytes}
-        chunks. The last chunk contains only its own bytes.
+        A read-only view of a bytearray is copied, since the bytearray may
+        still change.
+        """
+        transfer, operations, _ = make_transfer(1 << 20)
+        buffer = bytearray(b"abc" * 10000)
+        transfer.write(memoryview(buffer).toreadonly())
+        buffer[:3] = b"xyz"
+        transfer.finish(make_entry())
+        self.assertEqual(sent_bytes(operations), b"abc" * 10000)
+
+    def test_tiny_pieces_bounded(self) -> None:
+        """
+        Many one-byte pieces, as one-byte PDVs or HTTP chunks give, cost
+        about their own size while they wait for their chunk.
+        """
+        transfer, _, _ = make_transfer(1 << 30)
+        tracemalloc.start()
+        try:
+            for _ in range(100_000):
+                transfer.write(memoryview(bytes(2))[:1])
+            gc.collect()
+            retained, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        self.assertEqual(transfer.size, 100_000)
+        self.assertLess(retained, 1 << 20)
+
+    def test_small_views_do_not_pin_buffers(self) -> None:
+        """
+        Views of many large receive buffers keep at most 2 MiB of them
+        alive, and the rest of their bytes are copied.
+        """
+        transfer, _, _ = make_transfer(1 << 30)
+        tracemalloc.start()
+        try:
+            for _ in range(30):
+                transfer.write(memoryview(bytes(1 << 20))[:17_000])
+            gc.collect()
+            retained, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        self.assertEqual(transfer.size, 30 * 17_000)
+        self.assertLess(retained, 3 << 20)
+
+    def test_large_pieces_kept_uncopied(self) -> None:
+        """
+        Large pieces of received bytes wait for their chunk by reference, and
+        are joined into C{bytes} chunks. The last chunk contains only its own
+        bytes.
         """
         data = payload(CHUNK_SIZE + 1000, seed=7)
-        received = memoryview(data)
+        pieces = [data[start : start + 65536] for start in range(0, len(data), 65536)]
         transfer, operations, _ = make_transfer(1 << 30)
-        for start in range(0, len(data), 3000):
-            transfer.write(received[start : start + 3000])
+        tracemalloc.start()
+        try:
+            for piece in pieces[:7]:
+                transfer.write(piece)
+            pending, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        for piece in pieces[7:]:
+            transfer.write(piece)
         transfer.finish(make_entry())
         finish = operations[-1]
         assert isinstance(finish, FinishOp)
+        self.assertLess(pending, 65536)
         self.assertEqual([len(piece) for piece in finish.data], [CHUNK_SIZE, 1000])
         self.assertEqual([type(piece) for piece in finish.data], [bytes, bytes])
         self.assertEqual(b"".join(finish.data), data)

@@ -76,8 +76,9 @@ class MessageReceiver(Protocol):
         """
         Take the next non-empty fragment of the current message's data set.
 
-        C{data} is a view of the caller's receive buffer and is valid only
-        during this call: copy it to keep it.
+        C{data} is a view of the caller's receive buffer. Copy it to keep it,
+        unless that buffer is an immutable C{bytes} object (the view then
+        keeps all of it alive).
         """
 
     def dataset_complete(self, context_id: int) -> None:

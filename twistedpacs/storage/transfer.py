@@ -23,6 +23,12 @@ from twistedpacs.storage.writer import (
 
 log = Logger()
 
+# A view of received bytes waits for its chunk by reference only if it is at
+# least _KEPT_MINIMUM bytes long, and if the bytes objects that the waiting
+# views keep alive stay within _PINNED_LIMIT (two 1 MiB socket reads).
+_KEPT_MINIMUM = 16 * 1024
+_PINNED_LIMIT = 2 * 1024 * 1024
+
 
 class FlowControl:
     """
@@ -69,12 +75,16 @@ class Transfer:
     """
     The bytes of one instance on their way into the store.
 
-    Written pieces are kept by reference until they add up to one chunk
-    (512 KiB), and then joined into that chunk. So the bytes are copied once,
-    into memory that is not zero-filled first, and the last chunk is only as
-    long as its bytes. Up to the in-memory threshold the chunks stay here and
-    go to the writer at L{finish}. Past it each chunk goes to the writer as it
-    fills, and the writer marks the blob as pending with the first chunk.
+    Written pieces wait until they add up to one chunk (512 KiB), and are
+    then joined into that chunk, so the last chunk is only as long as its
+    bytes and no buffer is zero-filled first. A view of received C{bytes}
+    waits by reference, so its bytes are copied once, unless it is small or
+    the receive buffers kept alive that way would exceed 2 MiB. Those
+    views, and writable data, which its owner may change, are copied at
+    once into a buffer of waiting bytes. Up to the in-memory threshold the chunks
+    stay here and go to the writer at L{finish}. Past it each chunk goes to
+    the writer as it fills, and the writer marks the blob as pending with the
+    first chunk.
     """
 
     def __init__(
@@ -94,7 +104,7 @@ class Transfer:
         self._on_done = on_done
         # Full chunks kept until finish, and the pieces of the next chunk.
         self._chunks: list[bytes] = []
-        self._pieces: deque[memoryview] = deque()
+        self._pieces: deque[memoryview | bytearray] = deque()
         self._fill = 0
         self._size = 0
         self._streaming = False
@@ -109,9 +119,7 @@ class Transfer:
 
     def write(self, data: bytes | memoryview) -> None:
         """
-        Add bytes of the instance. Read-only data (C{bytes}, or a view of
-        them) is kept until its chunk is joined, so its owner must not change
-        it. Writable data is copied at once.
+        Add bytes of the instance.
 
         @raise StorageError: if the transfer is finished or aborted.
         """
@@ -120,15 +128,49 @@ class Transfer:
         if self._state.failed is not None or not data:
             return
         view = memoryview(data)
-        if not view.readonly:
-            view = memoryview(bytes(view))
-        self._size += len(view)
-        self._pieces.append(view)
-        self._fill += len(view)
-        while self._fill >= CHUNK_SIZE:
-            self._chunk_filled(self._join(CHUNK_SIZE))
+        size = len(view)
+        self._size += size
+        if self._fill + size < CHUNK_SIZE and not self._may_wait(view):
+            self._copy(view)
+            self._fill += size
+        else:
+            # The view completes a chunk, so it is read before this call
+            # returns, or else it may wait uncopied.
+            self._pieces.append(view)
+            self._fill += size
+            while self._fill >= CHUNK_SIZE:
+                self._chunk_filled(self._join(CHUNK_SIZE))
+            rest = self._pieces[-1] if self._pieces else None
+            if isinstance(rest, memoryview) and not self._may_wait(rest, alone=True):
+                self._pieces[-1] = bytearray(rest)
         if not self._streaming and self._size > self._threshold:
             self._start_streaming()
+
+    def _may_wait(self, view: memoryview, alone: bool = False) -> bool:
+        """
+        Tell whether C{view} may wait for its chunk uncopied. It must view an
+        immutable C{bytes} object, be at least C{_KEPT_MINIMUM} bytes long, and
+        keep the receive buffers alive within C{_PINNED_LIMIT}, counted for
+        C{view} alone or with the other waiting views.
+        """
+        base = view.obj
+        if type(base) is not bytes or len(view) < _KEPT_MINIMUM:
+            return False
+        pinned = {id(base): len(base)}
+        if not alone:
+            for piece in self._pieces:
+                if isinstance(piece, memoryview):
+                    pinned[id(piece.obj)] = len(piece.obj)
+        return sum(pinned.values()) <= _PINNED_LIMIT
+
+    def _copy(self, view: memoryview) -> None:
+        """
+        Copy C{view} to the end of the waiting pieces.
+        """
+        if self._pieces and isinstance(self._pieces[-1], bytearray):
+            self._pieces[-1] += view
+        else:
+            self._pieces.append(bytearray(view))
 
     def _join(self, size: int) -> bytes:
         """
@@ -141,6 +183,10 @@ class Transfer:
             if len(piece) <= missing:
                 selected.append(pieces.popleft())
                 length += len(piece)
+            elif isinstance(piece, bytearray):
+                selected.append(piece[:missing])
+                del piece[:missing]
+                length = size
             else:
                 selected.append(piece[:missing])
                 pieces[0] = piece[missing:]
