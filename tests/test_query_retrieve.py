@@ -192,6 +192,24 @@ class _StoreSCP:
         shutil.rmtree(self.directory)
 
 
+def _start_move_pair(
+    case: SynchronousTestCase, pdu: int
+) -> tuple[_StoreSCP, ServerProcess]:
+    """
+    Start a storescp called DEST with maximum PDU C{pdu}, and a server that
+    knows it as the modality C{dest}; both stop when C{case} ends.
+    """
+    _require("movescu")
+    destination = _StoreSCP("DEST", pdu=pdu)
+    case.addCleanup(destination.stop)
+    server = ServerProcess(
+        aet=AET,
+        config={"DicomModalities": {"dest": ["DEST", "127.0.0.1", destination.port]}},
+    )
+    case.addCleanup(server.stop)
+    return destination, server
+
+
 def _getscu(
     server: ServerProcess, study: str, directory: str, timeout: float
 ) -> subprocess.CompletedProcess[str]:
@@ -233,18 +251,7 @@ class MoveSCPTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        _require("movescu")
-        self.destination = _StoreSCP("DEST", pdu=4096)
-        self.addCleanup(self.destination.stop)
-        self.server = ServerProcess(
-            aet=AET,
-            config={
-                "DicomModalities": {
-                    "dest": ["DEST", "127.0.0.1", self.destination.port]
-                }
-            },
-        )
-        self.addCleanup(self.server.stop)
+        self.destination, self.server = _start_move_pair(self, pdu=4096)
         # 40 000 pixel bytes make an instance of about 40 KB.
         self.dataset = make_dataset(rows=200, columns=200, pixel_value=7)
         self.file = part10_bytes(self.dataset)
@@ -491,18 +498,7 @@ class LargeMoveTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        _require("movescu")
-        self.destination = _StoreSCP("DEST", pdu=131072)
-        self.addCleanup(self.destination.stop)
-        self.server = ServerProcess(
-            aet=AET,
-            config={
-                "DicomModalities": {
-                    "dest": ["DEST", "127.0.0.1", self.destination.port]
-                }
-            },
-        )
-        self.addCleanup(self.server.stop)
+        self.destination, self.server = _start_move_pair(self, pdu=131072)
 
         directory = tempfile.mkdtemp(prefix="large-move-")
         self.addCleanup(shutil.rmtree, directory)

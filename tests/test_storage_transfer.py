@@ -101,7 +101,7 @@ class TransferTests(SynchronousTestCase):
 
     def test_bytearray_copied(self) -> None:
         """
-        A bytearray handed over whole is copied too, not kept.
+        A bytearray handed over whole is copied at once.
         """
         transfer, operations, _ = make_transfer(1 << 20)
         buffer = bytearray(b"abc")
@@ -112,7 +112,7 @@ class TransferTests(SynchronousTestCase):
 
     def test_read_only_view_of_bytearray_copied(self) -> None:
         """
-        A read-only view of a bytearray is copied, since the bytearray may
+        A read-only view of a bytearray is copied, because the bytearray may
         still change.
         """
         transfer, operations, _ = make_transfer(1 << 20)
@@ -124,8 +124,8 @@ class TransferTests(SynchronousTestCase):
 
     def test_tiny_pieces_bounded(self) -> None:
         """
-        Many one-byte pieces, as one-byte PDVs or HTTP chunks give, cost
-        about their own size while they wait for their chunk.
+        One-byte pieces, such as one-byte PDVs or HTTP chunks, cost about
+        their own size while they wait for their chunk.
         """
         transfer, _, _ = make_transfer(1 << 30)
         tracemalloc.start()
@@ -139,7 +139,7 @@ class TransferTests(SynchronousTestCase):
         self.assertEqual(transfer.size, 100_000)
         self.assertLess(retained, 1 << 20)
 
-    def test_small_views_do_not_pin_buffers(self) -> None:
+    def test_pinned_buffers_bounded(self) -> None:
         """
         Views of many large receive buffers keep at most 2 MiB of them
         alive, and the rest of their bytes are copied.

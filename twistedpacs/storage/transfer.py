@@ -134,33 +134,32 @@ class Transfer:
             self._copy(view)
             self._fill += size
         else:
-            # The view completes a chunk, so it is read before this call
-            # returns, or else it may wait uncopied.
+            # Either the view completes a chunk, which reads it before this
+            # call returns, or it may wait uncopied.
             self._pieces.append(view)
             self._fill += size
             while self._fill >= CHUNK_SIZE:
                 self._chunk_filled(self._join(CHUNK_SIZE))
             rest = self._pieces[-1] if self._pieces else None
-            if isinstance(rest, memoryview) and not self._may_wait(rest, alone=True):
+            if isinstance(rest, memoryview) and not self._may_wait(rest):
                 self._pieces[-1] = bytearray(rest)
         if not self._streaming and self._size > self._threshold:
             self._start_streaming()
 
-    def _may_wait(self, view: memoryview, alone: bool = False) -> bool:
+    def _may_wait(self, view: memoryview) -> bool:
         """
         Tell whether C{view} may wait for its chunk uncopied. It must view an
-        immutable C{bytes} object, be at least C{_KEPT_MINIMUM} bytes long, and
-        keep the receive buffers alive within C{_PINNED_LIMIT}, counted for
-        C{view} alone or with the other waiting views.
+        immutable C{bytes} object and be at least C{_KEPT_MINIMUM} bytes long,
+        and the receive buffers it and the waiting views keep alive must stay
+        within C{_PINNED_LIMIT}.
         """
         base = view.obj
         if type(base) is not bytes or len(view) < _KEPT_MINIMUM:
             return False
         pinned = {id(base): len(base)}
-        if not alone:
-            for piece in self._pieces:
-                if isinstance(piece, memoryview):
-                    pinned[id(piece.obj)] = len(piece.obj)
+        for piece in self._pieces:
+            if isinstance(piece, memoryview):
+                pinned[id(piece.obj)] = len(piece.obj)
         return sum(pinned.values()) <= _PINNED_LIMIT
 
     def _copy(self, view: memoryview) -> None:
